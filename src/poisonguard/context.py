@@ -1,0 +1,185 @@
+"""Shared state for one scan: the encoded views of the data and the neighbour graph.
+
+Detectors read from the context instead of re-encoding or re-searching, so a neighbour graph built once serves
+neighbour disagreement, duplicates and canaries alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .features import FeatureEncoder
+from .io import Dataset
+
+CHUNK = 100_000
+EXACT_KNN_MAX = 30_000
+KNN_REFERENCE_MAX = 200_000
+
+
+@dataclass
+class Neighbors:
+    """k nearest reference rows of every row (itself excluded); ``idx`` are row positions."""
+
+    idx: np.ndarray
+    dist: np.ndarray
+    reference: np.ndarray  # row positions that make up the searchable reference set
+
+
+class Progress:
+    """Minimal progress interface; the CLI passes a rich-backed one, the API a silent one."""
+
+    @contextmanager
+    def task(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+        yield lambda advance=1: None
+
+
+@dataclass
+class ScanContext:
+    data: Dataset
+    seed: int = 0
+    progress: Progress = field(default_factory=Progress)
+    encoder: FeatureEncoder | None = None
+    tree_X: np.ndarray | None = None
+    metric_X: np.ndarray | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return self.data.n_rows
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.data.y
+
+    def chunks(self, size: int = CHUNK) -> Iterator[np.ndarray]:
+        for start in range(0, self.n, size):
+            yield np.arange(start, min(start + size, self.n))
+
+    def encode(self) -> None:
+        if self.tree_X is not None:
+            return
+        frame = self.data.frame
+        with self.progress.task("encoding features", total=self.n) as advance:
+            self.encoder = FeatureEncoder.fit(frame, self.data.columns, seed=self.seed)
+            tree, metric = [], []
+            for rows in self.chunks():
+                part = frame.iloc[rows]
+                tree.append(self.encoder.tree(part))
+                metric.append(self.encoder.metric(part))
+                advance(len(rows))
+        self.tree_X = np.vstack(tree)
+        self.metric_X = np.ascontiguousarray(np.vstack(metric), dtype=np.float32)
+
+    def neighbors(self, k: int = 10) -> Neighbors:
+        """Approximate k-NN in the metric view (exact below 30,000 rows); computed once per scan."""
+        cached = self.cache.get("neighbors")
+        if cached is not None and cached.idx.shape[1] >= k:
+            return Neighbors(cached.idx[:, :k], cached.dist[:, :k], cached.reference)
+        self.encode()
+        self.cache["neighbors"] = knn(self.metric_X, k, seed=self.seed, progress=self.progress)
+        return self.cache["neighbors"]
+
+
+def knn(X: np.ndarray, k: int, *, seed: int = 0, progress: Progress | None = None) -> Neighbors:
+    """k nearest neighbours of every row among a reference set, excluding the row itself.
+
+    Below ``EXACT_KNN_MAX`` rows the search is exact; above it an inverted-file index (faiss IVF, k-means
+    coarse quantiser with a fixed seed, so results are reproducible) is built on at most
+    ``KNN_REFERENCE_MAX`` sampled rows and every row is queried against it.
+    """
+    import faiss
+
+    progress = progress or Progress()
+    n, d = X.shape
+    rng = np.random.default_rng(seed)
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if n > KNN_REFERENCE_MAX:
+        reference = np.sort(rng.choice(n, KNN_REFERENCE_MAX, replace=False))
+    else:
+        reference = np.arange(n)
+    R = np.ascontiguousarray(X[reference])
+    kk = min(k + 1, len(reference))
+    if n <= EXACT_KNN_MAX:
+        index = faiss.IndexFlatL2(d)
+    else:
+        nlist = int(min(4096, max(64, 4 * np.sqrt(len(reference)))))
+        quantizer = faiss.IndexFlatL2(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist)
+        cp = faiss.ClusteringParameters()
+        train = R[rng.choice(len(R), min(len(R), 40 * nlist), replace=False)]
+        clus = faiss.Clustering(d, nlist, cp)
+        clus.seed = int(seed) % (2**31)
+        clus.niter = 10
+        clus.train(train, quantizer)
+        index.is_trained = True
+        index.nprobe = 12
+    index.add(R)
+    idx = np.empty((n, kk), dtype=np.int64)
+    dist = np.empty((n, kk), dtype=np.float32)
+    with progress.task("searching neighbours", total=n) as advance:
+        step = 50_000
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            D, I = index.search(X[start:stop], kk)
+            idx[start:stop] = I
+            dist[start:stop] = D
+            advance(stop - start)
+    missing = idx < 0
+    rows = np.where(missing, -1, reference[np.clip(idx, 0, None)])
+    own = rows == np.arange(n)[:, None]
+    # drop the row itself; where it was not returned (duplicates tie), drop the farthest instead
+    drop = np.where(own.any(axis=1), own.argmax(axis=1), kk - 1)
+    keep = np.ones_like(own)
+    keep[np.arange(n), drop] = False
+    rows = rows[keep].reshape(n, kk - 1)[:, :k]
+    dist = np.sqrt(np.maximum(dist[keep].reshape(n, kk - 1)[:, :k], 0.0))
+    return Neighbors(idx=rows, dist=dist, reference=reference)
+
+
+@dataclass
+class DuplicateGroups:
+    """Exact groups (identical features) and near groups (connected within a tiny distance)."""
+
+    exact: np.ndarray
+    near: np.ndarray
+    epsilon: float
+
+    def sizes(self, groups: np.ndarray) -> np.ndarray:
+        return np.bincount(groups)[groups]
+
+
+def duplicate_groups(ctx: ScanContext, k: int = 10) -> DuplicateGroups:
+    """Group identical and near-identical rows; cached on the context."""
+    cached = ctx.cache.get("dup_groups_full")
+    if cached is not None:
+        return cached
+    import pandas as pd
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    ctx.encode()
+    hashed = pd.util.hash_pandas_object(pd.DataFrame(ctx.tree_X), index=False).to_numpy()
+    exact = pd.factorize(hashed)[0].astype(np.int64)
+    nb = ctx.neighbors(k)
+    first = nb.dist[:, 0]
+    positive = first[first > 0]
+    scale = float(np.median(positive)) if positive.size else 1.0
+    eps = 0.05 * scale
+    close = (nb.dist <= eps) & (nb.idx >= 0)
+    r, c = np.nonzero(close)
+    # link every row to the first member of its exact group too, so large exact groups stay whole
+    rep = np.zeros(int(exact.max()) + 1, dtype=np.int64)
+    rep[exact[::-1]] = np.arange(ctx.n)[::-1]
+    rows = np.concatenate([r, np.arange(ctx.n)])
+    cols = np.concatenate([nb.idx[r, c], rep[exact]])
+    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(ctx.n, ctx.n))
+    _, near = connected_components(graph, directed=False)
+    out = DuplicateGroups(exact=exact, near=near.astype(np.int64), epsilon=eps)
+    ctx.cache["dup_groups_full"] = out
+    ctx.cache["dup_groups"] = out.near
+    return out

@@ -1,0 +1,26 @@
+"""Detectors: one module each, registered by name. Importing this package registers them all."""
+
+from . import class_outlier, duplicates, isolation, label_consistency, neighbor_disagreement
+from .base import REGISTRY, Detector, DetectorOutput, get_detector, register
+
+DEFAULT_DETECTORS: tuple[str, ...] = (
+    "duplicates",
+    "label_consistency",
+    "neighbor_disagreement",
+    "class_outlier",
+    "isolation",
+)
+
+__all__ = [
+    "DEFAULT_DETECTORS",
+    "REGISTRY",
+    "Detector",
+    "DetectorOutput",
+    "class_outlier",
+    "duplicates",
+    "get_detector",
+    "isolation",
+    "label_consistency",
+    "neighbor_disagreement",
+    "register",
+]

@@ -1,0 +1,130 @@
+"""The detector interface and registry.
+
+A detector is fitted on a ``ScanContext`` (the encoded data and shared neighbour graph) and then scores any
+batch of rows. Every detector reports, per row, a p-value under its own model of clean data (how often a clean
+row would look at least this suspicious), a score in [0, 1] (higher = more suspicious) and a reason in plain
+words. p-values are what make detectors comparable and let fusion control the false-alarm rate.
+
+Adding a detector is one file with a class decorated by ``@register("name")``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+import numpy as np
+
+from ..errors import ConfigError, NotFittedError
+
+if TYPE_CHECKING:
+    from ..context import ScanContext
+
+
+@dataclass(frozen=True)
+class DetectorOutput:
+    """Per-row results for one batch of rows."""
+
+    scores: np.ndarray
+    pvalues: np.ndarray
+    reasons: np.ndarray
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.scores)
+        if len(self.pvalues) != n or len(self.reasons) != n:
+            raise ValueError("scores, pvalues and reasons must have one entry per row")
+
+    @staticmethod
+    def concat(parts: list[DetectorOutput]) -> DetectorOutput:
+        keys = parts[0].extra.keys() if parts else ()
+        return DetectorOutput(
+            scores=np.concatenate([p.scores for p in parts]),
+            pvalues=np.concatenate([p.pvalues for p in parts]),
+            reasons=np.concatenate([p.reasons for p in parts]),
+            extra={k: np.concatenate([p.extra[k] for p in parts]) for k in keys},
+        )
+
+
+class Detector(ABC):
+    """Base class: ``__init__`` stores keyword parameters, ``fit`` learns, ``score`` scores a batch."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    # parameter -> (check, message) checked at fit time
+    constraints: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        for key in params:
+            if key not in self.constraints:
+                known = ", ".join(sorted(self.constraints)) or "none"
+                raise ConfigError(f"detector '{self.name}' has no parameter '{key}' (known: {known}).")
+        self.params = params
+        self.info: dict[str, Any] = {}
+        self._fitted = False
+
+    def param(self, key: str, default: Any) -> Any:
+        return self.params.get(key, default)
+
+    def _validate(self) -> None:
+        for key, value in self.params.items():
+            check, message = self.constraints[key]
+            if not check(value):
+                raise ConfigError(
+                    f"The '{key}' parameter of detector '{self.name}' must be {message}. Got {value!r}."
+                )
+
+    def fit(self, ctx: ScanContext) -> Self:
+        self._validate()
+        self._fit(ctx)
+        self._fitted = True
+        return self
+
+    def score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
+        if not self._fitted:
+            raise NotFittedError(
+                f"detector '{self.name}' must be fitted before scoring; call fit(ctx) first."
+            )
+        out = self._score(ctx, np.asarray(rows, dtype=np.int64))
+        return DetectorOutput(
+            scores=np.clip(np.nan_to_num(out.scores, nan=0.0), 0.0, 1.0).astype(np.float64),
+            pvalues=np.clip(np.nan_to_num(out.pvalues, nan=1.0), 0.0, 1.0).astype(np.float64),
+            reasons=out.reasons.astype(object),
+            extra=out.extra,
+        )
+
+    @abstractmethod
+    def _fit(self, ctx: ScanContext) -> None: ...
+
+    @abstractmethod
+    def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput: ...
+
+
+REGISTRY: dict[str, type[Detector]] = {}
+
+
+def register(name: str) -> Callable[[type[Detector]], type[Detector]]:
+    def deco(cls: type[Detector]) -> type[Detector]:
+        if name in REGISTRY:
+            raise ConfigError(f"a detector named '{name}' is already registered ({REGISTRY[name].__name__}).")
+        cls.name = name
+        REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def get_detector(name: str, **params: Any) -> Detector:
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown detector '{name}'; known detectors: {', '.join(sorted(REGISTRY))}.")
+    return REGISTRY[name](**params)
+
+
+def positive_int(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1
+
+
+def unit_interval(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1

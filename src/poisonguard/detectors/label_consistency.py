@@ -1,0 +1,161 @@
+"""Label consistency: out-of-fold class probabilities from cross-fitted gradient boosting.
+
+Each row is predicted by a model that never saw it (folds keep near-duplicate groups together, so a flood of
+copies cannot vouch for itself). The statistic is the self-confidence p(observed label); its p-value comes from
+the natural-ambiguity null in ``stats``. Confident learning (Northcutt, Jiang and Chuang, JAIR 2021) adds the
+per-class thresholds t_j = mean p_j over rows labelled j: a row labelled i whose p_j >= t_j for some j != i is
+a confident label issue, which the reason reports.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from ..context import ScanContext, duplicate_groups
+from ..stats import ClassProbabilityNull
+from ._text import fmt_prob, quote
+from .base import Detector, DetectorOutput, positive_int, register
+
+MAX_TRAIN_ROWS = 250_000
+
+
+def n_folds_for(n: int) -> int:
+    return 5 if n <= 100_000 else 3 if n <= 300_000 else 2
+
+
+def fold_assignment(ctx: ScanContext, k: int) -> np.ndarray:
+    """Folds by group (near-duplicate groups stay together), balanced by a seeded permutation of groups."""
+    groups = duplicate_groups(ctx).near
+    rng = np.random.default_rng(ctx.seed)
+    n_groups = int(groups.max()) + 1
+    perm = rng.permutation(n_groups)
+    return (perm[groups] % k).astype(np.int64)
+
+
+def temperature(proba: np.ndarray, y: np.ndarray, seed: int) -> float:
+    """Scalar temperature that minimises out-of-fold log loss: undoes boosting's overconfidence."""
+    rng = np.random.default_rng(seed)
+    sel = rng.choice(len(y), min(len(y), 50_000), replace=False)
+    logp = np.log(np.clip(proba[sel], 1e-7, 1.0))
+    ys = y[sel]
+
+    def nll(log_t: float) -> float:
+        z = logp / np.exp(log_t)
+        z = z - z.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(z).sum(axis=1))
+        return float(np.mean(lse - z[np.arange(len(ys)), ys]))
+
+    res = minimize_scalar(nll, bounds=(-1.5, 1.5), method="bounded")
+    return float(np.exp(res.x))
+
+
+def apply_temperature(proba: np.ndarray, t: float) -> np.ndarray:
+    z = np.log(np.clip(proba, 1e-7, 1.0)) / t
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@register("label_consistency")
+class LabelConsistencyDetector(Detector):
+    description = (
+        "out-of-fold gradient boosting disagrees with the label (self-confidence, confident learning)"
+    )
+    constraints = {
+        "n_folds": (lambda v: positive_int(v) and v >= 2, "an integer >= 2"),
+        "max_iter": (positive_int, "a positive integer"),
+        "max_train_rows": (positive_int, "a positive integer"),
+    }
+
+    def _fit(self, ctx: ScanContext) -> None:
+        ctx.encode()
+        X, y, n_classes = ctx.tree_X, ctx.y, ctx.data.n_classes
+        k = int(self.param("n_folds", n_folds_for(ctx.n)))
+        cap = int(self.param("max_train_rows", MAX_TRAIN_ROWS))
+        folds = fold_assignment(ctx, k)
+        rng = np.random.default_rng(ctx.seed + 1)
+        cat = np.asarray(ctx.encoder.tree_categorical, dtype=bool)
+        proba = np.zeros((ctx.n, n_classes), dtype=np.float64)
+        prior = np.bincount(y, minlength=n_classes) / len(y)
+        self.models = []
+        with ctx.progress.task("label model (cross-fitted boosting)", total=k) as advance:
+            for f in range(k):
+                train = np.flatnonzero(folds != f)
+                test = np.flatnonzero(folds == f)
+                if len(train) > cap:
+                    train = np.sort(rng.choice(train, cap, replace=False))
+                model = HistGradientBoostingClassifier(
+                    max_iter=int(self.param("max_iter", 100)),
+                    categorical_features=cat if cat.any() else None,
+                    early_stopping=len(train) > 10_000,
+                    random_state=ctx.seed + f,
+                )
+                model.fit(X[train], y[train])
+                p = np.zeros((len(test), n_classes))
+                for start in range(0, len(test), 200_000):
+                    part = test[start : start + 200_000]
+                    p[start : start + len(part)] = self._expand(
+                        model, model.predict_proba(X[part]), n_classes
+                    )
+                # a class the fold never saw keeps its prior share instead of exactly zero
+                proba[test] = 0.999 * p + 0.001 * prior
+                self.models.append(model)
+                advance(1)
+        self.temperature_ = temperature(proba, y, ctx.seed)
+        proba = apply_temperature(proba, self.temperature_)
+        self.proba_ = proba
+        ctx.cache["oof_proba"] = proba
+        self_conf = proba[np.arange(ctx.n), y]
+        self.thresholds_ = np.array(
+            [self_conf[y == j].mean() if (y == j).any() else 1.0 for j in range(n_classes)]
+        )
+        self.null_ = ClassProbabilityNull.fit(proba)
+        self.info = {
+            "n_folds": k,
+            "temperature": round(self.temperature_, 3),
+            "cl_thresholds": self.thresholds_.round(3).tolist(),
+        }
+
+    @staticmethod
+    def _expand(model: HistGradientBoostingClassifier, p: np.ndarray, n_classes: int) -> np.ndarray:
+        if p.shape[1] == n_classes:
+            return p
+        out = np.zeros((len(p), n_classes))
+        out[:, model.classes_] = p
+        return out
+
+    def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
+        y = ctx.y[rows]
+        P = self.proba_[rows]
+        p_obs = P[np.arange(len(rows)), y]
+        pv = self.null_.pvalue(p_obs)
+        other = P.copy()
+        other[np.arange(len(rows)), y] = -1.0
+        best = other.argmax(axis=1)
+        p_best = other[np.arange(len(rows)), best]
+        confident = p_best >= self.thresholds_[best]
+        classes = ctx.data.classes
+        cls_obs = quote(classes[y])
+        reasons = (
+            "labelled "
+            + cls_obs
+            + " but the out-of-fold model gives "
+            + cls_obs
+            + " "
+            + fmt_prob(p_obs)
+            + " (most likely "
+            + quote(classes[best])
+            + " "
+            + fmt_prob(p_best)
+            + ")"
+        )
+        cl_note = np.where(confident, "; confidently another class (confident learning)", "")
+        reasons = np.where(p_best > p_obs, reasons + cl_note, "")
+        return DetectorOutput(
+            scores=1.0 - p_obs,
+            pvalues=pv,
+            reasons=reasons,
+            extra={"label_issue": confident & (p_best > p_obs), "p_observed": p_obs},
+        )

@@ -1,0 +1,63 @@
+"""Neighbourhood label disagreement: a row whose nearest rows carry another label.
+
+Uses the shared neighbour graph (faiss, approximate above 30,000 rows). The neighbour label shares, smoothed
+toward the class priors, are a local class-probability estimate, judged with the same natural-ambiguity null as
+the label model, so a row in a genuinely mixed neighbourhood is not suspicious.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..context import ScanContext
+from ..stats import ClassProbabilityNull
+from ._text import fmt_int, quote
+from .base import Detector, DetectorOutput, positive_int, register
+
+
+@register("neighbor_disagreement")
+class NeighborDisagreementDetector(Detector):
+    description = "the row's nearest neighbours carry a different label"
+    constraints = {"k": (positive_int, "a positive integer")}
+
+    def _fit(self, ctx: ScanContext) -> None:
+        k = int(self.param("k", 10))
+        nb = ctx.neighbors(k)
+        y, n_classes = ctx.y, ctx.data.n_classes
+        valid = nb.idx >= 0
+        labels = np.where(valid, y[np.clip(nb.idx, 0, None)], -1)
+        counts = np.zeros((ctx.n, n_classes), dtype=np.float64)
+        for c in range(n_classes):
+            counts[:, c] = (labels == c).sum(axis=1)
+        prior = np.bincount(y, minlength=n_classes) / len(y)
+        alpha = 1.0
+        self.counts_ = counts
+        self.k_found_ = valid.sum(axis=1)
+        self.proba_ = (counts + alpha * prior) / (self.k_found_[:, None] + alpha)
+        self.null_ = ClassProbabilityNull.fit(self.proba_)
+        self.info = {"k": k}
+
+    def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
+        y = ctx.y[rows]
+        P = self.proba_[rows]
+        C = self.counts_[rows]
+        found = self.k_found_[rows]
+        p_obs = P[np.arange(len(rows)), y]
+        same = C[np.arange(len(rows)), y]
+        other = C.copy()
+        other[np.arange(len(rows)), y] = -1
+        best = other.argmax(axis=1)
+        n_best = other[np.arange(len(rows)), best]
+        cls = ctx.data.classes
+        reasons = (
+            "labelled "
+            + quote(cls[y])
+            + " but "
+            + fmt_int(n_best)
+            + " of its "
+            + fmt_int(found)
+            + " nearest rows are "
+            + quote(cls[best])
+        )
+        reasons = np.where(n_best > same, reasons, "")
+        return DetectorOutput(scores=1.0 - p_obs, pvalues=self.null_.pvalue(p_obs), reasons=reasons)

@@ -1,0 +1,199 @@
+"""Feature encoding: one table in, two numeric views out.
+
+* The *tree view* feeds gradient boosting: numbers stay raw (NaN for missing), categories become integer codes
+  the booster treats natively, text becomes a few dense components.
+* The *metric view* feeds distances (neighbours, outliers): robust-scaled numbers with heavy tails compressed,
+  one-hot categories weighted so that a mismatch counts like one robust unit, missing indicators, text
+  components, then a seeded PCA when there are many columns.
+
+Encoders are fitted on the data (or a sample of it) and transform any batch of rows, so scoring can be chunked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA, TruncatedSVD
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+
+MAX_CATEGORIES_TREE = 250  # HistGradientBoosting allows at most max_bins (255) categories per feature
+MAX_ONEHOT = 24
+TEXT_COMPONENTS = 48
+METRIC_MAX_DIMS = 48
+FIT_SAMPLE = 100_000
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    return s.astype("string").fillna("").str.strip()
+
+
+def _as_numeric(s: pd.Series, kind: str) -> np.ndarray:
+    if kind == "boolean":
+        if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+            return s.astype("float64").to_numpy(na_value=np.nan)
+        low = _as_text(s).str.lower()
+        out = np.full(len(s), np.nan)
+        out[low.isin(["true", "yes", "y", "t", "1"]).to_numpy()] = 1.0
+        out[low.isin(["false", "no", "n", "f", "0"]).to_numpy()] = 0.0
+        return out
+    if kind == "datetime":
+        dt = (
+            pd.to_datetime(s, errors="coerce", format="mixed")
+            if not pd.api.types.is_datetime64_any_dtype(s.dtype)
+            else s
+        )
+        if getattr(dt.dt, "tz", None) is not None:
+            dt = dt.dt.tz_convert(None)
+        out = dt.astype("datetime64[ns]").to_numpy().astype("int64").astype(float) / 86_400e9
+        out = out.copy()
+        out[dt.isna().to_numpy()] = np.nan
+        return out
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        return s.astype("float64").to_numpy(na_value=np.nan)
+    return (
+        pd.to_numeric(_as_text(s).replace("", pd.NA), errors="coerce")
+        .astype("float64")
+        .to_numpy(na_value=np.nan)
+    )
+
+
+@dataclass
+class _TextModel:
+    hasher: HashingVectorizer
+    tfidf: TfidfTransformer
+    svd: TruncatedSVD | None
+
+    def transform(self, s: pd.Series) -> np.ndarray:
+        m = self.tfidf.transform(self.hasher.transform(_as_text(s).to_numpy()))
+        if self.svd is None:
+            return np.asarray(m.todense(), dtype=np.float32)
+        return self.svd.transform(m).astype(np.float32)
+
+
+@dataclass
+class FeatureEncoder:
+    """Fitted encoder for both views. Build with ``FeatureEncoder.fit``."""
+
+    columns: dict[str, str]
+    seed: int = 0
+    categories: dict[str, pd.Index] = field(default_factory=dict)
+    onehot: dict[str, pd.Index] = field(default_factory=dict)
+    freq: dict[str, pd.Series] = field(default_factory=dict)
+    center: dict[str, float] = field(default_factory=dict)
+    scale: dict[str, float] = field(default_factory=dict)
+    has_missing: dict[str, bool] = field(default_factory=dict)
+    text: dict[str, _TextModel] = field(default_factory=dict)
+    pca: PCA | None = None
+    tree_names: list[str] = field(default_factory=list)
+    tree_categorical: list[bool] = field(default_factory=list)
+    metric_names: list[str] = field(default_factory=list)
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, columns: dict[str, str], *, seed: int = 0) -> FeatureEncoder:
+        rng = np.random.default_rng(seed)
+        sample = frame
+        if len(frame) > FIT_SAMPLE:
+            sample = frame.iloc[np.sort(rng.choice(len(frame), FIT_SAMPLE, replace=False))]
+        enc = cls(columns=dict(columns), seed=seed)
+        for col, kind in columns.items():
+            s = sample[col]
+            enc.has_missing[col] = bool(frame[col].isna().any())
+            if kind == "categorical":
+                counts = _as_text(s).value_counts()
+                counts = counts[counts.index != ""]
+                enc.categories[col] = pd.Index(counts.index[:MAX_CATEGORIES_TREE])
+                enc.onehot[col] = pd.Index(counts.index[:MAX_ONEHOT])
+                enc.freq[col] = counts / max(len(s), 1)
+                enc.tree_names.append(col)
+                enc.tree_categorical.append(True)
+                enc.metric_names += [f"{col}={v}" for v in enc.onehot[col]]
+                if len(counts) > MAX_ONEHOT:
+                    enc.metric_names.append(f"{col}:frequency")
+            elif kind == "text":
+                hasher = HashingVectorizer(n_features=2**18, alternate_sign=False, norm=None, lowercase=True)
+                texts = _as_text(s).to_numpy()
+                tfidf = TfidfTransformer(sublinear_tf=True).fit(hasher.transform(texts))
+                m = tfidf.transform(hasher.transform(texts))
+                k = min(TEXT_COMPONENTS, m.shape[0] - 1, max(m.shape[1] - 1, 1))
+                svd = TruncatedSVD(n_components=k, random_state=seed).fit(m) if k >= 1 else None
+                enc.text[col] = _TextModel(hasher, tfidf, svd)
+                n_out = svd.n_components if svd is not None else m.shape[1]
+                names = [f"{col}:text{i}" for i in range(n_out)]
+                enc.tree_names += names
+                enc.tree_categorical += [False] * n_out
+                enc.metric_names += names
+            else:
+                x = _as_numeric(s, kind)
+                finite = x[np.isfinite(x)]
+                med = float(np.median(finite)) if finite.size else 0.0
+                q25, q75 = np.percentile(finite, [25, 75]) if finite.size else (0.0, 0.0)
+                sc = float(q75 - q25) / 1.349
+                if not sc > 0:
+                    sd = float(np.std(finite)) if finite.size else 0.0
+                    sc = sd if sd > 0 else 1.0
+                enc.center[col], enc.scale[col] = med, sc
+                enc.tree_names.append(col)
+                enc.tree_categorical.append(False)
+                enc.metric_names.append(col)
+                if enc.has_missing[col]:
+                    enc.metric_names.append(f"{col}:missing")
+        if len(enc.metric_names) > METRIC_MAX_DIMS:
+            raw = enc._metric_raw(sample)
+            enc.pca = PCA(n_components=METRIC_MAX_DIMS, random_state=seed, svd_solver="randomized").fit(raw)
+        return enc
+
+    def tree(self, frame: pd.DataFrame) -> np.ndarray:
+        """Tree view: float32, NaN for missing, categories as codes (see ``tree_categorical``)."""
+        parts: list[np.ndarray] = []
+        for col, kind in self.columns.items():
+            s = frame[col]
+            if kind == "categorical":
+                codes = self.categories[col].get_indexer(_as_text(s)).astype(np.float32)
+                codes[codes < 0] = np.nan
+                parts.append(codes[:, None])
+            elif kind == "text":
+                parts.append(self.text[col].transform(s))
+            else:
+                parts.append(_as_numeric(s, kind).astype(np.float32)[:, None])
+        return np.hstack(parts).astype(np.float32, copy=False)
+
+    def _metric_raw(self, frame: pd.DataFrame) -> np.ndarray:
+        parts: list[np.ndarray] = []
+        for col, kind in self.columns.items():
+            s = frame[col]
+            if kind == "categorical":
+                text = _as_text(s)
+                codes = self.onehot[col].get_indexer(text)
+                oh = np.zeros((len(s), len(self.onehot[col])), dtype=np.float32)
+                hit = codes >= 0
+                oh[np.flatnonzero(hit), codes[hit]] = np.sqrt(0.5)
+                parts.append(oh)
+                if col in self.freq and len(self.freq[col]) > MAX_ONEHOT:
+                    f = text.map(self.freq[col]).astype("float64").fillna(0.0).to_numpy()
+                    parts.append((np.log10(f + 1e-4)[:, None] / 2).astype(np.float32))
+            elif kind == "text":
+                t = self.text[col].transform(s)
+                norm = np.sqrt((t**2).sum(axis=1, keepdims=True)) + 1e-9
+                parts.append((t / norm).astype(np.float32))
+            else:
+                x = (_as_numeric(s, kind) - self.center[col]) / self.scale[col]
+                miss = ~np.isfinite(x)
+                x = np.where(miss, 0.0, x)
+                # Compress heavy tails: distances stay monotone (outliers stay far) without one column dominating.
+                x = np.sign(x) * np.log1p(np.abs(x))
+                parts.append(x.astype(np.float32)[:, None])
+                if self.has_missing[col]:
+                    parts.append(miss.astype(np.float32)[:, None])
+        return np.hstack(parts).astype(np.float32, copy=False)
+
+    def metric(self, frame: pd.DataFrame) -> np.ndarray:
+        """Metric view: dense float32 for Euclidean distances."""
+        raw = self._metric_raw(frame)
+        if self.pca is not None:
+            return self.pca.transform(raw).astype(np.float32)
+        return raw
+
+
+__all__ = ["FeatureEncoder"]

@@ -1,0 +1,86 @@
+"""Null models that turn a detector statistic into a p-value.
+
+Two kinds of null:
+
+* ``class_probability_null``: for detectors that estimate p(class | row). Under the hypothesis that labels
+  follow those probabilities (natural ambiguity), the chance that a row's label is at least as unlikely as the
+  observed one is a pooled tail probability. A row whose label is no less likely than its natural ambiguity
+  implies is not flagged, which is what keeps a noisy but clean data set from being flagged wholesale.
+* ``TailNull``: for unsupervised statistics (distances, isolation). The body of the distribution comes from the
+  data itself; beyond its 80th percentile the tail is extrapolated as an exponential fitted to the body, so
+  that a large group of far-out rows does not hide itself by pulling the empirical quantiles up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class ClassProbabilityNull:
+    """Pooled CDF of p(label) when labels are drawn from the estimated class probabilities."""
+
+    grid: np.ndarray
+    cdf: np.ndarray
+
+    @classmethod
+    def fit(cls, proba: np.ndarray) -> ClassProbabilityNull:
+        flat = proba.ravel().astype(np.float64)
+        order = np.argsort(flat, kind="stable")
+        v = flat[order]
+        cdf = np.cumsum(v) / proba.shape[0]
+        return cls(grid=v, cdf=cdf)
+
+    def pvalue(self, p_obs: np.ndarray) -> np.ndarray:
+        """P(null label prob <= observed label prob), averaged over rows."""
+        idx = np.searchsorted(self.grid, p_obs, side="right") - 1
+        out = np.where(idx >= 0, self.cdf[np.clip(idx, 0, None)], 0.0)
+        # a vanishing tie-breaker keeps rows ordered by their label probability where the pooled CDF is flat
+        return out + 1e-9 * np.asarray(p_obs, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class TailNull:
+    """Empirical body with an exponential tail beyond the 80th percentile."""
+
+    sample: np.ndarray
+    q80: float
+    beta: float
+
+    @classmethod
+    def fit(cls, stat: np.ndarray) -> TailNull:
+        s = np.sort(np.asarray(stat, dtype=np.float64)[np.isfinite(stat)])
+        if s.size == 0:
+            s = np.zeros(1)
+        q50, q80, q90 = np.quantile(s, [0.5, 0.8, 0.9])
+        spread = max((q80 - q50) / np.log(2.5), (q90 - q80) / np.log(2.0))
+        if not spread > 0:
+            spread = max(float(np.std(s)), 1e-6)
+        return cls(sample=s, q80=float(q80), beta=float(spread))
+
+    def pvalue(self, stat: np.ndarray) -> np.ndarray:
+        stat = np.asarray(stat, dtype=np.float64)
+        n = self.sample.size
+        emp = (n - np.searchsorted(self.sample, stat, side="left") + 1) / (n + 1)
+        tail = 0.2 * np.exp(-(stat - self.q80) / self.beta)
+        return np.clip(np.where(stat > self.q80, tail, emp), EPS, 1.0)
+
+
+def sidak(pmin: np.ndarray, k: int) -> np.ndarray:
+    """Probability that the smallest of k independent uniform p-values is at most ``pmin``."""
+    return -np.expm1(k * np.log1p(-np.clip(pmin, 0.0, 1.0 - 1e-16)))
+
+
+def binom_interval(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a proportion."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    den = 1 + z**2 / n
+    centre = (p + z**2 / (2 * n)) / den
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / den
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
