@@ -125,9 +125,9 @@ def knn(X: np.ndarray, k: int, *, seed: int = 0, progress: Progress | None = Non
         step = 50_000
         for start in range(0, n, step):
             stop = min(start + step, n)
-            D, I = index.search(X[start:stop], kk)
-            idx[start:stop] = I
-            dist[start:stop] = D
+            found_dist, found_idx = index.search(X[start:stop], kk)
+            idx[start:stop] = found_idx
+            dist[start:stop] = found_dist
             advance(stop - start)
     missing = idx < 0
     rows = np.where(missing, -1, reference[np.clip(idx, 0, None)])

@@ -52,11 +52,7 @@ def _as_numeric(s: pd.Series, kind: str) -> np.ndarray:
         return out
     if pd.api.types.is_numeric_dtype(s.dtype):
         return s.astype("float64").to_numpy(na_value=np.nan)
-    return (
-        pd.to_numeric(_as_text(s).replace("", pd.NA), errors="coerce")
-        .astype("float64")
-        .to_numpy(na_value=np.nan)
-    )
+    return pd.to_numeric(_as_text(s).replace("", pd.NA), errors="coerce").astype("float64").to_numpy(na_value=np.nan)
 
 
 @dataclass

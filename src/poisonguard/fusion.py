@@ -1,11 +1,13 @@
 """Fusion: one suspicion score per row, flags at a controlled false-alarm rate, and the verdict.
 
-Each detector gives a p-value under its own model of clean data. A row's fused p-value is the Šidák-corrected
-smallest of them: the chance that a clean row would look at least this suspicious to *some* detector. Flagging
-rows whose fused p-value is at most ``fpr`` therefore flags at most about ``fpr`` of the clean rows (exactly so
-for independent detectors, conservatively when they agree with each other). The score is ``1 - fused p``.
+Each detector gives a p-value under its own model of clean data, and holds a share ``w_d`` of the false-alarm
+budget (shares sum to one; the label model holds the largest). A row is flagged when some detector's p-value is
+at most ``w_d * fpr``: by the union bound, at most ``fpr`` of the clean rows are flagged (fewer when detectors
+agree). The fused p-value is the weighted Bonferroni ``min(1, min_d p_d / w_d)`` and the score is ``1 - fused p``.
 
-The verdict compares the number of flags with the ``fpr * n`` that clean data would produce.
+Detectors marked ``gated`` speak only when they would flag on their own; below that level their p-values do not
+enter the score. Otherwise every weak secondary signal would blur the ranking that the primary detector gives
+(a clean row is always unusual to some detector at the 5% level).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binom
 
-from .stats import binom_interval, sidak
+from .stats import binom_interval
 
 VERDICTS = ("clean", "suspicious", "poisoned")
 
@@ -27,20 +29,25 @@ class Fused:
     flagged: np.ndarray
     threshold: float
     order: np.ndarray  # detector indices per row, most suspicious first
+    levels: np.ndarray  # per-detector flag level w_d * fpr
 
 
-def fuse(pvalues: np.ndarray, fpr: float) -> Fused:
-    """``pvalues`` is rows x detectors."""
-    d = pvalues.shape[1]
-    pmin = pvalues.min(axis=1)
-    fused = sidak(pmin, d)
-    score = 1.0 - fused
+def fuse(pvalues: np.ndarray, weights: np.ndarray, gated: np.ndarray, fpr: float) -> Fused:
+    """``pvalues`` is rows x detectors; ``weights`` and ``gated`` have one entry per detector."""
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    levels = w * fpr
+    ratio = pvalues / w
+    silent = np.asarray(gated, dtype=bool)[None, :] & (pvalues > levels[None, :])
+    ratio = np.where(silent, np.inf, ratio)
+    fused = np.minimum(1.0, ratio.min(axis=1))
     return Fused(
-        score=score,
+        score=1.0 - fused,
         pvalue=fused,
         flagged=fused <= fpr,
         threshold=float(1.0 - fpr),
-        order=np.argsort(pvalues, axis=1, kind="stable"),
+        order=np.argsort(ratio, axis=1, kind="stable"),
+        levels=levels,
     )
 
 
@@ -61,6 +68,9 @@ def top_reasons(
 
 @dataclass(frozen=True)
 class Excess:
+    """Flags of one detector beyond what clean data would give."""
+
+    detector: str
     flagged: int
     expected: float
     fraction: float
@@ -69,43 +79,50 @@ class Excess:
     pvalue: float
 
 
-def excess(flagged: int, n: int, fpr: float) -> Excess:
-    """Flags beyond what clean data would give, as a fraction of rows, with a 95% interval."""
+def excess(detector: str, flagged: int, n: int, level: float) -> Excess:
     lo, hi = binom_interval(flagged, n)
-    p = float(binom.sf(flagged - 1, n, fpr)) if flagged > 0 else 1.0
+    p = float(binom.sf(flagged - 1, n, level)) if flagged > 0 else 1.0
     return Excess(
+        detector=detector,
         flagged=flagged,
-        expected=fpr * n,
-        fraction=max(0.0, flagged / n - fpr),
-        low=max(0.0, lo - fpr),
-        high=max(0.0, hi - fpr),
+        expected=level * n,
+        fraction=max(0.0, flagged / n - level),
+        low=max(0.0, lo - level),
+        high=max(0.0, hi - level),
         pvalue=p,
     )
 
 
-def verdict(ex: Excess, fpr: float, worse_sources: list[str]) -> tuple[str, list[str]]:
-    """``poisoned`` needs clearly more than twice the clean flag rate; ``suspicious`` a significant excess."""
+def verdict(
+    excesses: list[Excess], n_flagged: int, n: int, fpr: float, worse_sources: list[str]
+) -> tuple[str, list[str]]:
+    """Judge the data set from per-detector excess flags.
+
+    Each detector's flag count is compared with the count its own null predicts for clean data (a one-sided
+    binomial test, Bonferroni over detectors). ``poisoned``: some detector flags significantly more than twice
+    its clean rate and the excess is at least a tenth of a percent of the rows. ``suspicious``: a significant
+    excess, or a source flagged more than the rest.
+    """
+    alpha = 1e-3 / max(len(excesses), 1)
     evidence: list[str] = []
-    rate = ex.flagged / max(ex.expected / fpr, 1)
-    if ex.pvalue < 1e-3 and ex.low > fpr and ex.flagged >= 10:
-        evidence.append(
-            f"{ex.flagged} rows flagged ({rate:.1%}) where clean data would give about {ex.expected:.0f} "
-            f"({fpr:.1%}); at least {ex.low:.1%} of the rows look poisoned"
-        )
-        return "poisoned", evidence + [f"source '{s}' is flagged more than the others" for s in worse_sources]
     level = "clean"
-    if ex.pvalue < 1e-3 and ex.flagged >= 5:
-        level = "suspicious"
+    for ex in sorted(excesses, key=lambda e: e.pvalue):
+        if ex.pvalue >= alpha or ex.flagged < 5:
+            continue
+        strong = ex.flagged > 2 * ex.expected and ex.low >= 0.001 and ex.flagged >= 10
         evidence.append(
-            f"{ex.flagged} rows flagged ({rate:.1%}), more than the {ex.expected:.0f} expected on clean data"
+            f"{ex.detector}: {ex.flagged} rows flagged where clean data would give about {ex.expected:.0f} "
+            f"(at least {ex.low:.2%} of the rows beyond chance)"
         )
+        if strong:
+            level = "poisoned"
+        elif level == "clean":
+            level = "suspicious"
     if worse_sources:
-        level = "suspicious"
-        evidence += [
-            f"source '{s}' is flagged significantly more than the other sources" for s in worse_sources
-        ]
+        level = "suspicious" if level == "clean" else level
+        evidence += [f"source '{s}' is flagged significantly more than the other sources" for s in worse_sources]
     if level == "clean":
         evidence.append(
-            f"{ex.flagged} rows flagged ({rate:.1%}), in line with the {fpr:.1%} false-alarm rate of clean data"
+            f"{n_flagged} rows flagged ({n_flagged / n:.2%}), within the {fpr:.1%} false-alarm rate of clean data"
         )
     return level, evidence

@@ -1,13 +1,15 @@
 """Data loading and column typing.
 
-Reads CSV, TSV, Parquet and JSON Lines files (or takes a DataFrame or numpy arrays), checks the label, infers a
-type for every column and decides which columns are features. The input is never modified: the ``Dataset``
+Reads CSV, TSV, Parquet and JSON Lines files (or takes a DataFrame or numpy arrays), checks the label, infers
+a type for every column and decides which columns are features. The input is never modified: the ``Dataset``
 holds the frame as read, and every later step works on encoded copies.
 """
 
 from __future__ import annotations
 
+import codecs
 import difflib
+import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,8 @@ _FORMATS = {
     ".json": "jsonl",
 }
 _BOOL_WORDS = {"true", "false", "yes", "no", "y", "n", "t", "f"}
+_COMPRESSED = {".gz", ".bz2", ".zip", ".xz"}
+_SPREADSHEETS = {".xlsx", ".xls", ".xlsm", ".ods", ".numbers"}
 
 
 class InputWarning(UserWarning):
@@ -76,22 +80,47 @@ class Dataset:
 
 
 def read_table(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
-    """Read a file into a DataFrame, turning every reader failure into an ``InputError``."""
+    """Read a file into a DataFrame, turning every reader failure into an ``InputError``.
+
+    Nested values (JSON objects or arrays, Parquet lists and structs) are turned into JSON text, so that such
+    a column is treated as categorical instead of breaking the scan.
+    """
     p = Path(path)
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InputError(
+            f"unknown text encoding '{encoding}'; pass a Python codec name such as utf-8, latin-1 or cp1252 "
+            "with --encoding."
+        ) from None
     if not p.exists():
         raise InputError(f"{p}: no such file; check the path.")
     if p.is_dir():
         raise InputError(f"{p}: is a directory; pass a CSV, TSV, Parquet or JSON Lines file.")
     fmt = _FORMATS.get(p.suffix.lower())
-    if fmt is None and p.suffix.lower() in {".gz", ".bz2", ".zip", ".xz"}:
+    if fmt is None and p.suffix.lower() in _COMPRESSED:
         fmt = _FORMATS.get(Path(p.stem).suffix.lower())
     if fmt is None:
-        raise InputError(
-            f"{p}: unknown file type '{p.suffix or '(none)'}'; use .csv, .tsv, .parquet or .jsonl "
-            "(rename the file if its content is one of these)."
+        hint = (
+            " Spreadsheets are not read directly: export the sheet as CSV (File > Save as > CSV) and scan it."
+            if p.suffix.lower() in _SPREADSHEETS
+            else " Rename the file if its content is one of these."
         )
-    if p.stat().st_size == 0:
-        raise InputError(f"{p}: the file is empty.")
+        raise InputError(f"{p}: unknown file type '{p.suffix or '(none)'}'; use .csv, .tsv, .parquet or .jsonl.{hint}")
+    try:
+        size = p.stat().st_size
+        if size == 0:
+            raise InputError(f"{p}: the file is empty.")
+        if fmt != "parquet" and p.suffix.lower() not in _COMPRESSED:
+            with p.open("rb") as fh:
+                head = fh.read(8192)
+            if b"\x00" in head and not encoding.lower().replace("-", "").replace("_", "").startswith("utf16"):
+                raise InputError(
+                    f"{p}: looks like a binary file (it holds NUL bytes), not {fmt.upper()} text; check that "
+                    "this is the right file, or pass --encoding if it is UTF-16 text."
+                )
+    except OSError as exc:
+        raise InputError(f"{p}: cannot be opened ({exc.strerror or exc}); check the file's permissions.") from exc
     try:
         if fmt in {"csv", "tsv"}:
             frame = pd.read_csv(
@@ -106,9 +135,11 @@ def read_table(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
         else:
             frame = pd.read_json(p, lines=True, encoding=encoding, dtype=False)
     except UnicodeDecodeError as exc:
+        where = _first_undecodable_line(p, encoding)
+        at = f"line {where} of the file" if where is not None else f"byte {exc.start}"
         raise InputError(
-            f"{p}: not valid {encoding} text (byte {exc.start}: {exc.reason}); re-save the file as UTF-8, "
-            "or pass --encoding with the file's encoding (for example latin-1)."
+            f"{p}: not valid {encoding} text ({at}: {exc.reason}); re-save the file as UTF-8, or pass "
+            "--encoding with the file's encoding (for example --encoding latin-1 or --encoding cp1252)."
         ) from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -120,7 +151,51 @@ def read_table(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
     if frame.shape[1] == 0 or len(frame) == 0:
         raise InputError(f"{p}: holds no rows; a scan needs at least {MIN_ROWS} labelled rows.")
     frame.columns = [str(c) for c in frame.columns]
+    for col in frame.columns:
+        if _nested_mask(frame[col]) is not None:
+            frame[col] = frame[col].map(_to_json_text).astype(object)
     return frame
+
+
+def _first_undecodable_line(p: Path, encoding: str, limit: int = 256 * 2**20) -> int | None:
+    """1-based line number of the first line that does not decode (None when it cannot be told)."""
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)()
+        read = 0
+        with p.open("rb") as fh:
+            for number, line in enumerate(fh, start=1):
+                read += len(line)
+                if read > limit:
+                    return None
+                try:
+                    decoder.decode(line)
+                except UnicodeDecodeError:
+                    return number
+    except (OSError, LookupError):
+        return None
+    return None
+
+
+def _nested_mask(s: pd.Series) -> np.ndarray | None:
+    """Where an object column holds nested values (dict, list, array, set); None when it holds none."""
+    if s.dtype != object:
+        return None
+    mask = s.map(lambda v: isinstance(v, dict | list | tuple | set | np.ndarray)).to_numpy(dtype=bool)
+    return mask if mask.any() else None
+
+
+def _to_json_text(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        v = v.tolist()
+    if isinstance(v, set):
+        v = sorted(v, key=str)
+    if isinstance(v, dict | list | tuple):
+        return json.dumps(v, sort_keys=True, default=str)
+    return v
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _resolve_column(frame: pd.DataFrame, col: str, what: str, name: str, flag: str) -> str:
@@ -140,37 +215,33 @@ def _label_codes(values: pd.Series, label: str, name: str) -> tuple[np.ndarray, 
     if isinstance(values.dtype, pd.StringDtype) or values.dtype == object:
         missing = missing | values.astype("string").str.strip().fillna("").eq("").to_numpy()
     if missing.all():
-        raise InputError(
-            f"{name}: label column '{label}' is empty in every row; pass the right --label column."
-        )
+        raise InputError(f"{name}: label column '{label}' is empty in every row; pass the right --label column.")
     if missing.any():
         first = int(np.flatnonzero(missing)[0])
         raise InputError(
-            f"{name}: label column '{label}' has {int(missing.sum())} empty cells (first at row {first}); "
-            "drop those rows or fill in their labels, then scan again."
+            f"{name}: label column '{label}' has {_plural(int(missing.sum()), 'empty cell')} (first at row "
+            f"{first}); drop those rows or fill in their labels, then scan again."
         )
     if pd.api.types.is_float_dtype(values.dtype):
         arr = values.to_numpy(dtype=float)
         if not np.isfinite(arr).all():
             first = int(np.flatnonzero(~np.isfinite(arr))[0])
-            raise InputError(
-                f"{name}: label column '{label}' holds an infinite value at row {first}; fix it."
-            )
+            raise InputError(f"{name}: label column '{label}' holds an infinite value at row {first}; fix it.")
         n_unique = len(np.unique(arr))
         if not np.all(arr == np.round(arr)) or n_unique > max(50, 0.05 * len(arr)):
             raise InputError(
-                f"{name}: label column '{label}' looks like a regression target ({n_unique} distinct numbers); "
-                "poisonguard supports classification labels only (regression is not supported yet). "
-                "Bin the target into classes or pick a categorical label."
+                f"{name}: label column '{label}' looks like a regression target ({n_unique} distinct "
+                "numbers); poisonguard supports classification labels only (regression is not supported "
+                "yet). Bin the target into classes or pick a categorical label."
             )
         values = pd.Series(arr.astype(np.int64))
     elif pd.api.types.is_integer_dtype(values.dtype):
         n_unique = values.nunique()
         if n_unique > max(50, 0.05 * len(values)):
             raise InputError(
-                f"{name}: label column '{label}' has {n_unique} distinct integers, which looks like a regression "
-                "target or an id; poisonguard supports classification labels only (regression is not supported "
-                "yet). Pass the class column with --label."
+                f"{name}: label column '{label}' has {n_unique} distinct integers, which looks like a "
+                "regression target or an id; poisonguard supports classification labels only (regression is "
+                "not supported yet). Pass the class column with --label."
             )
     elif pd.api.types.is_bool_dtype(values.dtype):
         pass
@@ -200,8 +271,9 @@ def _infer_type(s: pd.Series, col: str, name: str) -> str | None:
         if inf.any():
             first = int(np.flatnonzero(inf)[0])
             raise InputError(
-                f"{name}: column '{col}' holds {int(inf.sum())} infinite values (first at row {first}); replace "
-                f"them with finite numbers or empty cells, or leave the column out with --exclude {col}."
+                f"{name}: column '{col}' holds {_plural(int(inf.sum()), 'infinite value')} (first at row "
+                f"{first}); replace them with finite numbers or empty cells, or leave the column out with "
+                f"--exclude {col}."
             )
         uniq = np.unique(arr[~np.isnan(arr)])
         if len(uniq) <= 2 and set(uniq.tolist()) <= {0.0, 1.0}:
@@ -224,9 +296,9 @@ def _infer_type(s: pd.Series, col: str, name: str) -> str | None:
         bad_pos = int(np.flatnonzero(~ok)[0])
         row = int(text.index[bad_pos])
         raise InputError(
-            f"{name}: column '{col}' mixes numbers and text: {int((~ok).sum())} of {len(text)} values are not "
-            f"numbers (first {text.iloc[bad_pos]!r} at row {row}); clean those cells, or declare the column with "
-            f"--type {col}=categorical."
+            f"{name}: column '{col}' mixes numbers and text: {int((~ok).sum())} of {len(text)} values are "
+            f"not numbers (first {text.iloc[bad_pos]!r} at row {row}); clean those cells, or declare the "
+            f"column with --type {col}=categorical."
         )
     if not pd.api.types.is_numeric_dtype(s.dtype) and ok.mean() < 0.05:
         sample = text.iloc[: min(len(text), 500)]
@@ -258,9 +330,7 @@ def _is_identifier(s: pd.Series, kind: str) -> bool:
     return False
 
 
-def _coerce_frame(
-    data: Any, label: Any, name: str
-) -> tuple[pd.DataFrame, str, np.ndarray | pd.Series | None]:
+def _coerce_frame(data: Any, label: Any, name: str) -> tuple[pd.DataFrame, str, np.ndarray | pd.Series | None]:
     """Accept a DataFrame, a path, or arrays; return a frame, the label column name and external labels."""
     external = None
     if isinstance(data, str | Path):
@@ -273,8 +343,8 @@ def _coerce_frame(
         frame = pd.DataFrame(data, columns=[f"x{i}" for i in range(data.shape[1])])
     else:
         raise InputError(
-            f"{name}: cannot scan an object of type {type(data).__name__}; pass a file path, a pandas DataFrame "
-            "or a 2-D numpy array."
+            f"{name}: cannot scan an object of type {type(data).__name__}; pass a file path, a pandas "
+            "DataFrame or a 2-D numpy array."
         )
     if label is None:
         raise InputError(f"{name}: no label column given; pass --label COL (API: label=...).")
@@ -310,16 +380,21 @@ def load_dataset(
     frame, label_col, external = _coerce_frame(data, label, name)
     if external is not None:
         if label_col in frame.columns:
-            raise InputError(
-                f"{name}: already has a column named 'label'; pass label='label' instead of an array."
-            )
+            raise InputError(f"{name}: already has a column named 'label'; pass label='label' instead of an array.")
         frame = frame.assign(**{label_col: external})
     frame = frame.reset_index(drop=True) if not isinstance(frame.index, pd.RangeIndex) else frame
     if frame.columns.duplicated().any():
         dup = frame.columns[frame.columns.duplicated()][0]
-        raise InputError(
-            f"{name}: column name '{dup}' appears more than once; give every column its own name."
-        )
+        raise InputError(f"{name}: column name '{dup}' appears more than once; give every column its own name.")
+    for col in frame.columns:
+        nested = _nested_mask(frame[col])
+        if nested is not None:
+            first = int(np.flatnonzero(nested)[0])
+            raise InputError(
+                f"{name}: column '{col}' holds nested values (lists or objects; first at row {first}); "
+                "flatten it into plain columns, turn it into text (for example "
+                f"df['{col}'].map(json.dumps)), or drop it."
+            )
     label_col = _resolve_column(frame, label_col, "the label", name, "--label")
     if len(frame) < MIN_ROWS:
         raise InputError(
@@ -329,8 +404,8 @@ def load_dataset(
     counts = np.bincount(y, minlength=len(classes))
     if len(classes) > 0.5 * len(frame):
         raise InputError(
-            f"{name}: label column '{label_col}' has {len(classes)} classes for {len(frame)} rows, so almost every "
-            "row has its own class; pass the class column with --label."
+            f"{name}: label column '{label_col}' has {len(classes)} classes for {len(frame)} rows, so almost "
+            "every row has its own class; pass the class column with --label."
         )
     ignored: dict[str, str] = {label_col: "label"}
     if source is not None:
@@ -356,9 +431,7 @@ def load_dataset(
     for col, kind in types.items():
         _resolve_column(frame, col, "a type override", name, "--type")
         if kind not in COLUMN_TYPES:
-            raise InputError(
-                f"{name}: unknown type '{kind}' for column '{col}'; use one of {', '.join(COLUMN_TYPES)}."
-            )
+            raise InputError(f"{name}: unknown type '{kind}' for column '{col}'; use one of {', '.join(COLUMN_TYPES)}.")
     columns: dict[str, str] = {}
     notes: list[str] = []
     for col in frame.columns:
@@ -377,8 +450,8 @@ def load_dataset(
         if col not in types and _is_identifier(s, kind):
             ignored[col] = "identifier"
             notes.append(
-                f"column '{col}' looks like a row identifier (a distinct value in every row) and was left out; "
-                f"pass --id {col} to report rows by it, or --type {col}=numeric to keep it"
+                f"column '{col}' looks like a row identifier (a distinct value in every row) and was left "
+                f"out; pass --id {col} to report rows by it, or --type {col}=numeric to keep it"
             )
             continue
         if kind == "numeric" and not pd.api.types.is_numeric_dtype(s.dtype):
@@ -393,14 +466,14 @@ def load_dataset(
         columns[col] = kind
     if not columns:
         raise InputError(
-            f"{name}: no usable feature columns ({', '.join(f'{c}: {r}' for c, r in ignored.items())}); a scan "
-            "needs at least one column besides the label that varies between rows."
+            f"{name}: no usable feature columns ({', '.join(f'{c}: {r}' for c, r in ignored.items())}); a "
+            "scan needs at least one column besides the label that varies between rows."
         )
     small = [str(classes[i]) for i in np.flatnonzero(counts < 5)]
     if small:
         notes.append(
-            f"classes with fewer than 5 rows ({', '.join(small[:5])}) give weak evidence; their rows are scored "
-            "but judged with care"
+            f"classes with fewer than 5 rows ({', '.join(small[:5])}) give weak evidence; their rows are "
+            "scored but judged with care"
         )
     return Dataset(
         frame=frame,

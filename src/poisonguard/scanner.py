@@ -23,9 +23,7 @@ def _detectors(spec: Sequence[str] | Mapping[str, dict[str, Any]] | None) -> lis
     if spec is None:
         spec = DEFAULT_DETECTORS
     if isinstance(spec, str):
-        raise ConfigError(
-            "detectors must be a list of names (or a dict of name -> parameters), not a string."
-        )
+        raise ConfigError("detectors must be a list of names (or a dict of name -> parameters), not a string.")
     if isinstance(spec, Mapping):
         dets = [get_detector(name, **(params or {})) for name, params in spec.items()]
     else:
@@ -69,9 +67,7 @@ def scan(
     t0 = time.perf_counter()
     progress = progress or Progress()
     with progress.task("loading data"):
-        ds = load_dataset(
-            data, label=label, source=source, id=id, exclude=exclude, types=dict(types or {}), name=name
-        )
+        ds = load_dataset(data, label=label, source=source, id=id, exclude=exclude, types=dict(types or {}), name=name)
     result = scan_dataset(ds, seed=seed, fpr=fpr, detectors=detectors, progress=progress)
     if canaries:
         from .canaries import canary_check
@@ -110,16 +106,17 @@ def scan_dataset(
         except PoisonguardError:
             raise
         except Exception as exc:  # a broken detector must never read as a clean data set
-            raise DetectorError(
-                f"detector '{det.name}' failed on {ds.name}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise DetectorError(f"detector '{det.name}' failed on {ds.name}: {type(exc).__name__}: {exc}") from exc
         outputs[det.name] = DetectorOutput.concat(parts)
         status[det.name] = {"status": "ok", "seconds": round(time.perf_counter() - t, 3), **det.info}
 
     names = list(outputs)
     P = np.column_stack([outputs[n].pvalues for n in names])
     R = np.column_stack([outputs[n].reasons for n in names])
-    fused = fuse(P, fpr)
+    dets_by_name = {d.name: d for d in dets}
+    weights = np.array([dets_by_name[n].weight for n in names])
+    gated = np.array([dets_by_name[n].gated for n in names])
+    fused = fuse(P, weights, gated, fpr)
     reasons = top_reasons(R, P, fused.order)
     reasons = np.where(reasons == "", "nothing unusual", reasons)
 
@@ -139,13 +136,13 @@ def scan_dataset(
 
     by_class = _breakdown(rows, "label", fpr)
     by_source = _breakdown(rows, "source", fpr) if sources is not None else None
-    worse = (
-        []
-        if by_source is None
-        else by_source.loc[by_source["worse_than_rest"], "source"].astype(str).tolist()
-    )
-    ex = excess(int(fused.flagged.sum()), ds.n_rows, fpr)
-    level, evidence = verdict(ex, fpr, worse)
+    worse = [] if by_source is None else by_source.loc[by_source["worse_than_rest"], "source"].astype(str).tolist()
+    excesses = [
+        excess(n, int((P[:, j] <= fused.levels[j]).sum()), ds.n_rows, fused.levels[j]) for j, n in enumerate(names)
+    ]
+    n_flagged = int(fused.flagged.sum())
+    level, evidence = verdict(excesses, n_flagged, ds.n_rows, fpr, worse)
+    top = max(excesses, key=lambda e: e.fraction)
     label_issues = outputs.get("label_consistency")
     summary: dict[str, Any] = {
         "verdict": level,
@@ -155,12 +152,14 @@ def scan_dataset(
         "flagged_fraction": round(float(fused.flagged.mean()), 6),
         "fpr": fpr,
         "threshold": fused.threshold,
-        "expected_false_flags": round(ex.expected, 2),
+        "expected_false_flags_at_most": round(fpr * ds.n_rows, 2),
         "estimated_poisoned_fraction": {
-            "value": round(ex.fraction, 5),
-            "low": round(ex.low, 5),
-            "high": round(ex.high, 5),
-            "meaning": "flags beyond the false-alarm rate, as a share of rows (95% interval)",
+            "value": round(top.fraction, 5),
+            "low": round(top.low, 5),
+            "high": round(top.high, 5),
+            "detector": top.detector,
+            "meaning": "rows flagged beyond what clean data would give, as a share of all rows (95% interval); "
+            "a lower bound, since not every poisoned row is caught",
         },
         "confident_learning_issues": int(label_issues.extra["label_issue"].sum()) if label_issues else None,
         "data": {
@@ -175,9 +174,18 @@ def scan_dataset(
         "seed": int(seed),
         "version": __version__,
     }
+    for j, n in enumerate(names):
+        status[n].update(
+            weight=float(weights[j] / weights.sum()),
+            gated=bool(gated[j]),
+            flag_level=float(fused.levels[j]),
+            flagged=excesses[j].flagged,
+            expected_on_clean=round(excesses[j].expected, 2),
+        )
     info = {
         "detectors": status,
-        "threshold_rule": "flag when 1 - (1 - min p)^D <= fpr (Sidak over D detectors)",
+        "threshold_rule": "flag when min_d p_d / w_d <= fpr (weighted Bonferroni; gated detectors count only "
+        "below their own flag level w_d * fpr)",
     }
     return ScanResult(rows=rows, summary=summary, by_class=by_class, by_source=by_source, info=info, data=ds)
 

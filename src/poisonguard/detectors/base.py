@@ -53,6 +53,10 @@ class Detector(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    # share of the false-alarm budget, relative to the other detectors
+    weight: ClassVar[float] = 1.0
+    # gated detectors only speak when they would flag on their own (see fusion)
+    gated: ClassVar[bool] = True
     # parameter -> (check, message) checked at fit time
     constraints: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {}
 
@@ -72,9 +76,7 @@ class Detector(ABC):
         for key, value in self.params.items():
             check, message = self.constraints[key]
             if not check(value):
-                raise ConfigError(
-                    f"The '{key}' parameter of detector '{self.name}' must be {message}. Got {value!r}."
-                )
+                raise ConfigError(f"The '{key}' parameter of detector '{self.name}' must be {message}. Got {value!r}.")
 
     def fit(self, ctx: ScanContext) -> Self:
         self._validate()
@@ -84,9 +86,7 @@ class Detector(ABC):
 
     def score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
         if not self._fitted:
-            raise NotFittedError(
-                f"detector '{self.name}' must be fitted before scoring; call fit(ctx) first."
-            )
+            raise NotFittedError(f"detector '{self.name}' must be fitted before scoring; call fit(ctx) first.")
         out = self._score(ctx, np.asarray(rows, dtype=np.int64))
         return DetectorOutput(
             scores=np.clip(np.nan_to_num(out.scores, nan=0.0), 0.0, 1.0).astype(np.float64),

@@ -6,6 +6,9 @@ batches; the p-value uses the tail model in ``stats`` so that a large block of j
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, ClassVar
+
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
@@ -17,7 +20,9 @@ from .base import Detector, DetectorOutput, positive_int, register
 @register("isolation")
 class IsolationDetector(Detector):
     description = "the row is unusual compared with all rows (isolation forest)"
-    constraints = {"n_estimators": (positive_int, "a positive integer")}
+    constraints: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {
+        "n_estimators": (positive_int, "a positive integer")
+    }
 
     def _fit(self, ctx: ScanContext) -> None:
         ctx.encode()
@@ -36,7 +41,5 @@ class IsolationDetector(Detector):
         stat = -self.forest_.score_samples(ctx.metric_X[rows])
         pv = self.null_.pvalue(stat)
         pct = np.char.mod("%.2g", 100 * pv).astype(object)
-        reasons = np.where(
-            pv < 0.05, "unusual row overall: fewer than " + pct + "% of rows look this odd", ""
-        )
+        reasons = np.where(pv < 0.05, "unusual row overall: fewer than " + pct + "% of rows look this odd", "")
         return DetectorOutput(scores=1.0 - pv, pvalues=pv, reasons=reasons)

@@ -9,6 +9,9 @@ a confident label issue, which the reason reports.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, ClassVar
+
 import numpy as np
 from scipy.optimize import minimize_scalar
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -60,10 +63,10 @@ def apply_temperature(proba: np.ndarray, t: float) -> np.ndarray:
 
 @register("label_consistency")
 class LabelConsistencyDetector(Detector):
-    description = (
-        "out-of-fold gradient boosting disagrees with the label (self-confidence, confident learning)"
-    )
-    constraints = {
+    description = "out-of-fold gradient boosting disagrees with the label (self-confidence, confident learning)"
+    weight = 4.0
+    gated = False
+    constraints: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {
         "n_folds": (lambda v: positive_int(v) and v >= 2, "an integer >= 2"),
         "max_iter": (positive_int, "a positive integer"),
         "max_train_rows": (positive_int, "a positive integer"),
@@ -96,9 +99,7 @@ class LabelConsistencyDetector(Detector):
                 p = np.zeros((len(test), n_classes))
                 for start in range(0, len(test), 200_000):
                     part = test[start : start + 200_000]
-                    p[start : start + len(part)] = self._expand(
-                        model, model.predict_proba(X[part]), n_classes
-                    )
+                    p[start : start + len(part)] = self._expand(model, model.predict_proba(X[part]), n_classes)
                 # a class the fold never saw keeps its prior share instead of exactly zero
                 proba[test] = 0.999 * p + 0.001 * prior
                 self.models.append(model)
@@ -108,9 +109,7 @@ class LabelConsistencyDetector(Detector):
         self.proba_ = proba
         ctx.cache["oof_proba"] = proba
         self_conf = proba[np.arange(ctx.n), y]
-        self.thresholds_ = np.array(
-            [self_conf[y == j].mean() if (y == j).any() else 1.0 for j in range(n_classes)]
-        )
+        self.thresholds_ = np.array([self_conf[y == j].mean() if (y == j).any() else 1.0 for j in range(n_classes)])
         self.null_ = ClassProbabilityNull.fit(proba)
         self.info = {
             "n_folds": k,

@@ -7,6 +7,9 @@ the label model, so a row in a genuinely mixed neighbourhood is not suspicious.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, ClassVar
+
 import numpy as np
 
 from ..context import ScanContext
@@ -18,7 +21,7 @@ from .base import Detector, DetectorOutput, positive_int, register
 @register("neighbor_disagreement")
 class NeighborDisagreementDetector(Detector):
     description = "the row's nearest neighbours carry a different label"
-    constraints = {"k": (positive_int, "a positive integer")}
+    constraints: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {"k": (positive_int, "a positive integer")}
 
     def _fit(self, ctx: ScanContext) -> None:
         k = int(self.param("k", 10))

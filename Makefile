@@ -1,0 +1,52 @@
+# poisonguard developer tasks. Every target creates the virtual environment in $(VENV) when it is missing.
+#   make demo         install the package and run the demo (poison a small data set, scan it, compare)
+#   make test         install with the dev extras, lint, run the tests
+#   make lint         ruff only
+#   make bench-scale  run the scaling benchmark
+#   make clean        remove caches, build files and the demo output
+#   make distclean    clean, and remove the virtual environment too
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+# OpenMP worker threads that spin while they wait can slow a scan from seconds to minutes on a machine that is
+# busy with other work; passive waiting costs nothing when it is idle. A value set by the caller wins.
+export OMP_WAIT_POLICY ?= PASSIVE
+
+.PHONY: demo test lint bench-scale clean distclean install install-dev
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# stamps: reinstall only when the package metadata changes (the install is editable, so code changes need none)
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed
+	$(BIN)/poisonguard demo
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench-scale: $(VENV)/.installed
+	$(BIN)/python benchmarks/scale.py
+
+clean:
+	rm -rf build dist .pytest_cache .ruff_cache .hypothesis demo_out scan_out
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) src/*.egg-info

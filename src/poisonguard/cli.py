@@ -1,0 +1,476 @@
+"""The ``poisonguard`` command line: parse, call the API, print, map errors to exit codes.
+
+Exit codes: 0 when the verdict is below the ``--fail-on`` level, 1 when it is at or above it, 2 for a usage
+or input error (``error: <message>`` on stderr, no traceback unless ``--debug``), 3 for an internal error.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+import warnings
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from typer.core import TyperGroup
+
+from . import __version__
+from .errors import ConfigError, PoisonguardError
+from .result import ScanResult
+
+VERDICT_COLOURS = {"clean": "green", "suspicious": "yellow", "poisoned": "red"}
+VERDICT_RANK = {"clean": 0, "suspicious": 1, "poisoned": 2}
+OUTPUT_FILES = ("rows.csv", "flagged.csv", "summary.json")
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+_DEBUG_KEY = "poisonguard.debug"
+
+
+class FailOn(StrEnum):
+    suspicious = "suspicious"
+    poisoned = "poisoned"
+    never = "never"
+
+
+class _GuardedGroup(TyperGroup):
+    """Catches every error once, at the top: ``error: <message>`` on stderr; a traceback only with --debug."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PoisonguardError as exc:
+            _report(ctx, f"error: {exc}", exc)
+            raise typer.Exit(EXIT_USAGE) from None
+        except (typer.Exit, typer.Abort, typer.TyperException):  # click's exits and usage errors (exit 2)
+            raise
+        except Exception as exc:
+            _report(
+                ctx,
+                f"error: internal error ({type(exc).__name__}: {exc}); this is a bug in poisonguard. "
+                "Rerun with --debug to see the traceback and please report it.",
+                exc,
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _report(ctx: Any, message: str, exc: BaseException) -> None:
+    if ctx.meta.get(_DEBUG_KEY):
+        traceback.print_exception(exc, file=sys.stderr)
+    print(message, file=sys.stderr)
+    sys.stderr.flush()
+
+
+app = typer.Typer(
+    cls=_GuardedGroup,
+    name="poisonguard",
+    help="Find poisoned rows in training data: flipped labels, backdoor triggers, floods of near-copies.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"poisonguard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Find poisoned rows in training data: flipped labels, backdoor triggers, floods of near-copies."""
+
+
+# ----------------------------------------------------------------------------------------------- scanning
+
+
+def _parse_types(specs: list[str]) -> dict[str, str]:
+    types: dict[str, str] = {}
+    for spec in specs:
+        col, sep, kind = spec.rpartition("=")
+        if not sep or not col.strip() or not kind.strip():
+            raise ConfigError(f"--type expects COL=KIND (for example --type zip_code=categorical); got {spec!r}.")
+        types[col.strip()] = kind.strip().lower()
+    return types
+
+
+def _prepare_out(out: Path, *, force: bool, inputs: tuple[Path, ...] = ()) -> None:
+    """Refuse a non-empty ``out`` without ``force`` or one holding an input; create it when missing."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a directory; pass a directory for the results.")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise ConfigError(
+            f"--out {out}: the directory is not empty; pass --force to overwrite the result files in it "
+            f"({', '.join(OUTPUT_FILES)}), or choose another directory."
+        )
+    targets = {(out / f).resolve() for f in OUTPUT_FILES}
+    for p in inputs:
+        if p.resolve() in targets:
+            raise ConfigError(
+                f"--out {out}: writing the results there would overwrite the input file {p}; choose another directory."
+            )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot create the directory ({exc.strerror or exc}).") from exc
+
+
+def run_scan(
+    data: Path,
+    *,
+    label: str,
+    console: Console,
+    source: str | None = None,
+    id: str | None = None,
+    exclude: tuple[str, ...] = (),
+    types: dict[str, str] | None = None,
+    out: Path | None = None,
+    force: bool = False,
+    fpr: float = 0.01,
+    seed: int = 0,
+    canaries: bool = False,
+    quiet: bool = False,
+    encoding: str = "utf-8",
+    top: int = 10,
+    debug: bool = False,
+) -> ScanResult:
+    """Read ``data``, scan it, print the summary and write the results: what ``poisonguard scan`` does."""
+    from ._progress import RichProgress
+    from .io import InputWarning, read_table
+    from .scanner import _check_params, scan
+
+    _check_params(fpr, seed)
+    if out is not None:
+        _prepare_out(out, force=force, inputs=(data,))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with RichProgress(quiet=quiet) as progress:
+            with progress.task(f"reading {data.name}"):
+                frame = read_table(data, encoding=encoding)
+            result = scan(
+                frame,
+                label=label,
+                source=source,
+                id=id,
+                exclude=exclude,
+                types=types,
+                seed=seed,
+                fpr=fpr,
+                canaries=canaries,
+                progress=progress,
+                name=str(data),
+            )
+    for w in caught:
+        if issubclass(w.category, InputWarning) or debug:
+            print(f"warning: {w.message}", file=sys.stderr)
+    written: list[Path] = []
+    if out is not None:
+        try:
+            written = result.save(out)
+        except OSError as exc:
+            raise ConfigError(f"--out {out}: cannot write the results ({exc.strerror or exc}).") from exc
+    if quiet:
+        s = result.summary
+        console.print(
+            f"{s['verdict']}: {s['flagged']:,} of {s['rows']:,} rows flagged ({escape(str(data))})",
+            highlight=False,
+        )
+    else:
+        print_summary(console, result, top=top)
+        if written:
+            console.print(f"\nWrote {', '.join(p.name for p in written)} to {escape(str(out))}/")
+    return result
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def print_summary(console: Console, result: ScanResult, *, top: int = 10) -> None:
+    """Print a scan's summary: verdict, counts, estimate, notes, top flagged rows, breakdowns, canaries."""
+    s = result.summary
+    data = s.get("data", {})
+    verdict = result.verdict
+    colour = VERDICT_COLOURS.get(verdict, "white")
+    console.print(
+        f"[bold]poisonguard {escape(str(s.get('version', __version__)))}[/] scan of "
+        f"[bold]{escape(str(data.get('name', '<data>')))}[/]: {s['rows']:,} rows, "
+        f"{len(data.get('classes', []))} classes, {len(data.get('features', {}))} feature columns, "
+        f"label '{escape(str(data.get('label', '?')))}'",
+        highlight=False,
+    )
+    console.print(f"\nVerdict: [bold {colour}]{verdict.upper()}[/]")
+    for line in s.get("evidence", []):
+        console.print(f"  - {escape(str(line))}", highlight=False)
+
+    expected = s.get("expected_false_flags", s["fpr"] * s["rows"])
+    console.print(
+        f"\nFlagged: {s['flagged']:,} of {s['rows']:,} rows ({_pct(s['flagged_fraction'])}) at a "
+        f"{_pct(s['fpr'])} false-alarm rate (about {expected:,.0f} expected on clean data)",
+        highlight=False,
+    )
+    est = s.get("estimated_poisoned_fraction") or {}
+    if est:
+        line = (
+            f"Estimated poisoned fraction: {_pct(est['value'])} (95% interval {_pct(est['low'])} to "
+            f"{_pct(est['high'])})"
+        )
+        if "recall_adjusted" in est:
+            line += f"; {_pct(est['recall_adjusted'])} after correcting for the canary recall"
+        console.print(line, highlight=False)
+    notes = s.get("notes") or []
+    if notes:
+        console.print("\nNotes:")
+        for note in notes:
+            console.print(f"  - {escape(str(note))}", highlight=False)
+
+    flagged = result.flagged
+    if top > 0 and len(flagged):
+        shown = flagged.head(top)
+        table = Table(title=f"Top {len(shown)} of {len(flagged):,} flagged rows", title_justify="left")
+        cols = ["row", *(c for c in ("id", "source") if c in shown.columns), "label", "score", "reasons"]
+        for c in cols:
+            table.add_column(
+                c,
+                justify="right" if c in {"row", "score"} else "left",
+                overflow="fold",
+                ratio=4 if c == "reasons" else None,
+                no_wrap=c != "reasons",
+            )
+        for rec in shown[cols].itertuples(index=False):
+            cells = [f"{v:.4f}" if c == "score" else escape(str(v)) for c, v in zip(cols, rec, strict=True)]
+            table.add_row(*cells)
+        console.print()
+        console.print(table)
+    _print_breakdown(console, result.by_class, "label", "By class")
+    if result.by_source is not None:
+        _print_breakdown(console, result.by_source, "source", "By source")
+    if s.get("canaries"):
+        _print_canaries(console, s["canaries"])
+
+
+def _print_breakdown(console: Console, frame: Any, key: str, title: str) -> None:
+    if frame is None or len(frame) == 0:
+        return
+    table = Table(title=title, title_justify="left")
+    for name, justify in [
+        (key, "left"),
+        ("rows", "right"),
+        ("flagged", "right"),
+        ("flagged %", "right"),
+        ("est. poisoned %", "right"),
+        ("worse than rest (p)", "left"),
+    ]:
+        table.add_column(name, justify=justify)
+    for rec in frame.to_dict("records"):
+        worse = bool(rec.get("worse_than_rest", False))
+        p = rec.get("p_worse_than_rest")
+        worse_cell = ("[bold red]yes[/]" if worse else "no") + (f" ({p:.2g})" if p is not None else "")
+        table.add_row(
+            escape(str(rec[key])),
+            f"{int(rec['rows']):,}",
+            f"{int(rec['flagged']):,}",
+            _pct(rec["flagged_fraction"]),
+            _pct(rec["estimated_poisoned_fraction"]),
+            worse_cell,
+        )
+    console.print()
+    console.print(table)
+
+
+def _print_canaries(console: Console, report: dict[str, Any]) -> None:
+    console.print()
+    recall = report.get("recall")
+    head = "Canaries: " + (f"recall {_pct(recall)}" if isinstance(recall, int | float) else "no recall reported")
+    console.print(head, highlight=False)
+    for key, value in report.items():
+        if key == "recall":
+            continue
+        if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+            fields = sorted({f for v in value.values() for f in v})
+            table = Table(title=f"canaries: {escape(str(key))}", title_justify="left")
+            table.add_column(str(key))
+            for f in fields:
+                table.add_column(escape(str(f)), justify="right")
+            for name, v in value.items():
+                table.add_row(escape(str(name)), *(_fmt(v.get(f)) for f in fields))
+            console.print(table)
+        elif isinstance(value, str | int | float | bool) or value is None:
+            console.print(f"  {escape(str(key))}: {_fmt(value)}", highlight=False)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return escape(str(v)) if v is not None else "-"
+
+
+def _exit_code(verdict: str, fail_on: FailOn) -> int:
+    if fail_on is FailOn.never:
+        return 0
+    return 1 if VERDICT_RANK.get(verdict, 2) >= VERDICT_RANK[fail_on.value] else 0
+
+
+@app.command()
+def scan(
+    ctx: typer.Context,
+    data: Annotated[
+        Path,
+        typer.Argument(help="The training data: a CSV, TSV, Parquet or JSON Lines file.", show_default=False),
+    ],
+    label: Annotated[str, typer.Option("--label", "-l", help="The label (class) column.", show_default=False)],
+    source: Annotated[
+        str | None,
+        typer.Option(help="A column naming where each row came from; flags are compared between sources."),
+    ] = None,
+    id: Annotated[str | None, typer.Option("--id", help="A row id column, shown next to flagged rows.")] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", "-x", help="A column to leave out of the features (repeatable)."),
+    ] = None,
+    type_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--type",
+            "-t",
+            metavar="COL=KIND",
+            help="Declare a column's type: numeric, categorical, boolean, datetime or text (repeatable).",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write rows.csv, flagged.csv and summary.json into this directory."),
+    ] = None,
+    fpr: Annotated[float, typer.Option(help="Share of clean rows that may be flagged (0 < FPR < 0.5).")] = 0.01,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same result.")] = 0,
+    canaries: Annotated[
+        bool, typer.Option("--canaries", help="Plant known poison in a copy and report how much is caught.")
+    ] = False,
+    fail_on: Annotated[
+        FailOn, typer.Option(help="Exit 1 when the verdict is at least this level ('never': always exit 0).")
+    ] = FailOn.suspicious,
+    force: Annotated[bool, typer.Option("--force", help="Allow --out to be a non-empty directory.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars and a one-line summary only.")] = False,
+    encoding: Annotated[str, typer.Option(help="Text encoding of a CSV, TSV or JSON Lines file.")] = "utf-8",
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    top: Annotated[int, typer.Option(min=0, help="How many flagged rows to list.")] = 10,
+) -> None:
+    """Scan a labelled table for poisoned rows and print a summary.
+
+    Exit code 0: the verdict is below --fail-on; 1: at or above it; 2: a usage or input error.
+    """
+    ctx.meta[_DEBUG_KEY] = debug
+    result = run_scan(
+        data,
+        label=label,
+        console=Console(highlight=False),
+        source=source,
+        id=id,
+        exclude=tuple(exclude or ()),
+        types=_parse_types(type_ or []),
+        out=out,
+        force=force,
+        fpr=fpr,
+        seed=seed,
+        canaries=canaries,
+        quiet=quiet,
+        encoding=encoding,
+        top=top,
+        debug=debug,
+    )
+    raise typer.Exit(_exit_code(result.verdict, fail_on))
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Directory for the demo data and results (its files are replaced)."),
+    ] = Path("demo_out"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Poison a copy of scikit-learn's breast cancer data, scan it, and compare what was caught with what was
+    planted.
+
+    Writes OUT/poisoned.csv, OUT/truth.csv and the scan results in OUT/scan/. Always exits 0 unless it fails.
+    """
+    import pandas as pd
+
+    from . import demo as demo_mod
+
+    ctx.meta[_DEBUG_KEY] = debug
+    console = Console(highlight=False)
+    data_path, truth_path = demo_mod.write_data(out)
+    truth = pd.read_csv(truth_path)
+    planted = truth.loc[truth["poisoned"], "kind"].value_counts()
+    n_flip, n_trigger = int(planted.get("label_flip", 0)), int(planted.get("backdoor_trigger", 0))
+    console.print(
+        f"Demo data: {len(truth):,} rows of scikit-learn's breast cancer table with {n_flip} flipped labels "
+        f"and {n_trigger} rows carrying a backdoor trigger (label '{demo_mod.TRIGGER_LABEL}').\n"
+        f"Wrote {escape(str(data_path))} and {escape(str(truth_path))}; scanning them as"
+    )
+    command = f"poisonguard scan {data_path} --label {demo_mod.LABEL} --out {out / 'scan'}"
+    console.print(f"  {escape(command)}\n", soft_wrap=True)
+    result = run_scan(
+        data_path,
+        label=demo_mod.LABEL,
+        console=console,
+        out=out / "scan",
+        force=True,
+        quiet=quiet,
+        debug=debug,
+    )
+    report = demo_mod.caught_vs_planted(result.rows, truth)
+    print_demo_report(console, report)
+
+
+def print_demo_report(console: Console, report: Any) -> None:
+    table = Table(title="Caught vs planted", title_justify="left")
+    table.add_column("kind")
+    table.add_column("planted", justify="right")
+    table.add_column("flagged", justify="right")
+    table.add_column("recall", justify="right")
+    for k in report.kinds:
+        table.add_row(k.kind, str(k.planted), str(k.flagged), _pct(k.recall) if k.planted else "-")
+    total = sum(k.flagged for k in report.kinds)
+    table.add_row(
+        "all planted",
+        str(report.planted),
+        str(total),
+        _pct(total / report.planted) if report.planted else "-",
+    )
+    console.print()
+    console.print(table)
+    precision = (
+        f"{_pct(report.precision)} ({report.flagged_poisoned} of {report.flagged} flagged rows were planted)"
+        if report.flagged
+        else "n/a (no rows flagged)"
+    )
+    console.print(f"Precision of the flags: {precision}")
+    console.print(f"AUROC of the score (planted vs clean rows): {report.auroc:.3f}")
+
+
+@app.command()
+def version() -> None:
+    """Print the poisonguard version."""
+    typer.echo(f"poisonguard {__version__}")
+
+
+def main() -> None:
+    app(prog_name="poisonguard")
+
+
+if __name__ == "__main__":
+    main()
