@@ -3,7 +3,9 @@
 Each detector gives a p-value under its own model of clean data, and holds a share ``w_d`` of the false-alarm
 budget (shares sum to one; the label model holds the largest). A row is flagged when some detector's p-value is
 at most ``w_d * fpr``: by the union bound, at most ``fpr`` of the clean rows are flagged (fewer when detectors
-agree). The fused p-value is the weighted Bonferroni ``min(1, min_d p_d / w_d)`` and the score is ``1 - fused p``.
+agree). The fused p-value is the weighted Bonferroni ``min(1, r)`` with ``r = min_d p_d / w_d``, and the score
+is ``1 - r / r_max`` (``r_max = 1 / w`` of the primary detector), so a row is flagged exactly when its score is
+at least ``1 - fpr / r_max``.
 
 Detectors marked ``gated`` speak only when they would flag on their own; below that level their p-values do not
 enter the score. Otherwise every weak secondary signal would blur the ranking that the primary detector gives
@@ -40,12 +42,18 @@ def fuse(pvalues: np.ndarray, weights: np.ndarray, gated: np.ndarray, fpr: float
     ratio = pvalues / w
     silent = np.asarray(gated, dtype=bool)[None, :] & (pvalues > levels[None, :])
     ratio = np.where(silent, np.inf, ratio)
-    fused = np.minimum(1.0, ratio.min(axis=1))
+    r = ratio.min(axis=1)
+    fused = np.minimum(1.0, r)
+    # The score rescales the uncapped ratio to [0, 1] so that rows above the cap keep their order (the primary
+    # detector's p-value still ranks them): score = 1 - r / r_max, with r_max = 1 / (smallest ungated share).
+    ungated = ~np.asarray(gated, dtype=bool)
+    r_max = float(1.0 / w[ungated].min()) if ungated.any() else 1.0
+    r = np.where(np.isfinite(r), r, r_max)
     return Fused(
-        score=1.0 - fused,
+        score=np.clip(1.0 - r / r_max, 0.0, 1.0),
         pvalue=fused,
         flagged=fused <= fpr,
-        threshold=float(1.0 - fpr),
+        threshold=float(1.0 - fpr / r_max),
         order=np.argsort(ratio, axis=1, kind="stable"),
         levels=levels,
     )

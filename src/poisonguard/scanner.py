@@ -121,11 +121,17 @@ def scan_dataset(
     reasons = np.where(reasons == "", "nothing unusual", reasons)
 
     rows = pd.DataFrame(
-        {"row": np.arange(ds.n_rows), "score": fused.score, "flagged": fused.flagged, "reasons": reasons}
+        {
+            "row": np.arange(ds.n_rows),
+            "score": fused.score,
+            "p_value": fused.pvalue,
+            "flagged": fused.flagged,
+            "reasons": reasons,
+        }
     )
     if ds.id is not None:
         rows.insert(1, "id", ds.frame[ds.id].to_numpy())
-    rows.insert(len(rows.columns) - 2, "label", ds.classes[ds.y])
+    rows.insert(rows.columns.get_loc("score"), "label", ds.classes[ds.y])
     for n in names:
         rows[f"{n}_score"] = outputs[n].scores
     if "duplicates" in outputs:

@@ -4,8 +4,8 @@ from . import class_outlier, duplicates, isolation, label_consistency, neighbor_
 from .base import REGISTRY, Detector, DetectorOutput, get_detector, register
 
 DEFAULT_DETECTORS: tuple[str, ...] = (
-    "duplicates",
     "label_consistency",
+    "duplicates",
     "neighbor_disagreement",
     "class_outlier",
     "isolation",

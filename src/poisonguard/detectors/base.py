@@ -122,6 +122,22 @@ def get_detector(name: str, **params: Any) -> Detector:
     return REGISTRY[name](**params)
 
 
+REASON_LEVEL = 0.05
+
+
+def explain(pvalues: np.ndarray, build: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Reasons for the rows worth explaining (p <= REASON_LEVEL) only; '' elsewhere.
+
+    ``build`` gets the positions of those rows within the batch and returns one string per position. Writing
+    sentences for every row of a million would cost more memory than the scores themselves.
+    """
+    out = np.full(len(pvalues), "", dtype=object)
+    idx = np.flatnonzero(pvalues <= REASON_LEVEL)
+    if idx.size:
+        out[idx] = build(idx)
+    return out
+
+
 def positive_int(v: Any) -> bool:
     return isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1
 

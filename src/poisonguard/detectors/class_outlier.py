@@ -13,7 +13,7 @@ import numpy as np
 from ..context import ScanContext
 from ..stats import TailNull
 from ._text import fmt_num, quote
-from .base import Detector, DetectorOutput, register
+from .base import Detector, DetectorOutput, explain, register
 
 SAMPLE = 200_000
 
@@ -64,14 +64,18 @@ class ClassOutlierDetector(Detector):
         pv = self.null_.pvalue(stat)
         cls = ctx.data.classes
         ratio = own / np.maximum(alt, 1e-9)
-        reasons = (
-            "lies "
-            + fmt_num(ratio)
-            + "x farther from the typical "
-            + quote(cls[y])
-            + " row than from the typical "
-            + quote(cls[near])
-            + " row"
-        )
-        reasons = np.where(ratio > 1.0, reasons, "")
+
+        def build(i: np.ndarray) -> np.ndarray:
+            txt = (
+                "lies "
+                + fmt_num(ratio[i])
+                + "x farther from the typical "
+                + quote(cls[y[i]])
+                + " row than from the typical "
+                + quote(cls[near[i]])
+                + " row"
+            )
+            return np.where(ratio[i] > 1.0, txt, "")
+
+        reasons = explain(pv, build)
         return DetectorOutput(scores=1.0 - pv, pvalues=pv, reasons=reasons)

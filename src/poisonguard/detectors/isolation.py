@@ -14,7 +14,7 @@ from sklearn.ensemble import IsolationForest
 
 from ..context import ScanContext
 from ..stats import TailNull
-from .base import Detector, DetectorOutput, positive_int, register
+from .base import Detector, DetectorOutput, explain, positive_int, register
 
 
 @register("isolation")
@@ -40,6 +40,12 @@ class IsolationDetector(Detector):
     def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
         stat = -self.forest_.score_samples(ctx.metric_X[rows])
         pv = self.null_.pvalue(stat)
-        pct = np.char.mod("%.2g", 100 * pv).astype(object)
-        reasons = np.where(pv < 0.05, "unusual row overall: fewer than " + pct + "% of rows look this odd", "")
+        reasons = explain(
+            pv,
+            lambda i: (
+                "unusual row overall: fewer than "
+                + np.char.mod("%.2g", 100 * pv[i]).astype(object)
+                + "% of rows look this odd"
+            ),
+        )
         return DetectorOutput(scores=1.0 - pv, pvalues=pv, reasons=reasons)

@@ -15,7 +15,7 @@ import numpy as np
 from ..context import ScanContext
 from ..stats import ClassProbabilityNull
 from ._text import fmt_int, quote
-from .base import Detector, DetectorOutput, positive_int, register
+from .base import Detector, DetectorOutput, explain, positive_int, register
 
 
 @register("neighbor_disagreement")
@@ -52,15 +52,20 @@ class NeighborDisagreementDetector(Detector):
         best = other.argmax(axis=1)
         n_best = other[np.arange(len(rows)), best]
         cls = ctx.data.classes
-        reasons = (
-            "labelled "
-            + quote(cls[y])
-            + " but "
-            + fmt_int(n_best)
-            + " of its "
-            + fmt_int(found)
-            + " nearest rows are "
-            + quote(cls[best])
-        )
-        reasons = np.where(n_best > same, reasons, "")
-        return DetectorOutput(scores=1.0 - p_obs, pvalues=self.null_.pvalue(p_obs), reasons=reasons)
+        pv = self.null_.pvalue(p_obs)
+
+        def build(i: np.ndarray) -> np.ndarray:
+            txt = (
+                "labelled "
+                + quote(cls[y[i]])
+                + " but "
+                + fmt_int(n_best[i])
+                + " of its "
+                + fmt_int(found[i])
+                + " nearest rows are "
+                + quote(cls[best[i]])
+            )
+            return np.where(n_best[i] > same[i], txt, "")
+
+        reasons = explain(pv, build)
+        return DetectorOutput(scores=1.0 - p_obs, pvalues=pv, reasons=reasons)
