@@ -29,6 +29,17 @@ def _as_text(s: pd.Series) -> pd.Series:
     return s.astype("string").fillna("").str.strip()
 
 
+def _lookup(s: pd.Series, index: pd.Index) -> np.ndarray:
+    """Position of each value's text in ``index`` (-1 when absent or missing).
+
+    Categorical columns are looked up once per category instead of once per row."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        per_category = index.get_indexer(pd.Series(s.cat.categories).astype("string").str.strip())
+        codes = s.cat.codes.to_numpy()
+        return np.where(codes >= 0, per_category[np.clip(codes, 0, None)], -1)
+    return index.get_indexer(_as_text(s))
+
+
 def _as_numeric(s: pd.Series, kind: str) -> np.ndarray:
     if kind == "boolean":
         if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
@@ -146,7 +157,7 @@ class FeatureEncoder:
         for col, kind in self.columns.items():
             s = frame[col]
             if kind == "categorical":
-                codes = self.categories[col].get_indexer(_as_text(s)).astype(np.float32)
+                codes = _lookup(s, self.categories[col]).astype(np.float32)
                 codes[codes < 0] = np.nan
                 parts.append(codes[:, None])
             elif kind == "text":
@@ -160,14 +171,14 @@ class FeatureEncoder:
         for col, kind in self.columns.items():
             s = frame[col]
             if kind == "categorical":
-                text = _as_text(s)
-                codes = self.onehot[col].get_indexer(text)
+                codes = _lookup(s, self.onehot[col])
                 oh = np.zeros((len(s), len(self.onehot[col])), dtype=np.float32)
                 hit = codes >= 0
                 oh[np.flatnonzero(hit), codes[hit]] = np.sqrt(0.5)
                 parts.append(oh)
                 if col in self.freq and len(self.freq[col]) > MAX_ONEHOT:
-                    f = text.map(self.freq[col]).astype("float64").fillna(0.0).to_numpy()
+                    pos = _lookup(s, pd.Index(self.freq[col].index))
+                    f = np.where(pos >= 0, self.freq[col].to_numpy()[np.clip(pos, 0, None)], 0.0)
                     parts.append((np.log10(f + 1e-4)[:, None] / 2).astype(np.float32))
             elif kind == "text":
                 t = self.text[col].transform(s)

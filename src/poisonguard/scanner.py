@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import fisher_exact
+from scipy.stats import norm, rankdata
 
 from . import __version__
 from .context import Progress, ScanContext
@@ -197,17 +197,30 @@ def scan_dataset(
 
 
 def _breakdown(rows: pd.DataFrame, key: str, fpr: float) -> pd.DataFrame:
+    """Rows, flags and a rank test per group: is this group's score higher than the rest's?
+
+    ``auc_vs_rest`` is the chance that a row of the group is more suspicious than a row of the rest (0.5 = no
+    difference); its one-sided p-value comes from the Mann-Whitney normal approximation. Comparing whole score
+    distributions finds a vendor whose rows are all a little off, not only one whose rows cross the flag line.
+    """
     g = rows.groupby(key, sort=True, observed=True)["flagged"].agg(["size", "sum"]).reset_index()
     g.columns = [key, "rows", "flagged"]
     g["flagged_fraction"] = g["flagged"] / g["rows"]
     g["estimated_poisoned_fraction"] = (g["flagged_fraction"] - fpr).clip(lower=0)
-    total_rows, total_flagged = int(g["rows"].sum()), int(g["flagged"].sum())
-    pvals = []
-    for r, f in zip(g["rows"].to_numpy(), g["flagged"].to_numpy(), strict=True):
-        table = [[int(f), int(r - f)], [total_flagged - int(f), (total_rows - total_flagged) - int(r - f)]]
-        pvals.append(float(fisher_exact(table, alternative="greater")[1]) if len(g) > 1 else 1.0)
-    g["p_worse_than_rest"] = pvals
-    g["worse_than_rest"] = (g["p_worse_than_rest"] * len(g) < 0.01) & (g["flagged_fraction"] > 2 * fpr)
+    n = len(rows)
+    ranks = rankdata(rows["score"].to_numpy())
+    codes = pd.Categorical(rows[key], categories=g[key]).codes
+    rank_sum = np.bincount(codes, weights=ranks, minlength=len(g))
+    n1 = g["rows"].to_numpy(dtype=np.float64)
+    n2 = n - n1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = rank_sum - n1 * (n1 + 1) / 2
+        auc = np.where(n2 > 0, u / (n1 * n2), 0.5)
+        sd = np.sqrt(n1 * n2 * (n + 1) / 12)
+        z = np.where(sd > 0, (u - n1 * n2 / 2) / sd, 0.0)
+    g["auc_vs_rest"] = auc
+    g["p_worse_than_rest"] = norm.sf(z) if len(g) > 1 else 1.0
+    g["worse_than_rest"] = (g["p_worse_than_rest"] * len(g) < 0.01) & (g["auc_vs_rest"] > 0.55)
     g[key] = g[key].astype(str)
     return g
 

@@ -7,8 +7,9 @@ Two kinds of null:
   observed one is a pooled tail probability. A row whose label is no less likely than its natural ambiguity
   implies is not flagged, which is what keeps a noisy but clean data set from being flagged wholesale.
 * ``TailNull``: for unsupervised statistics (distances, isolation). The body of the distribution comes from the
-  data itself; beyond its 80th percentile the tail is extrapolated as an exponential fitted to the body, so
-  that a large group of far-out rows does not hide itself by pulling the empirical quantiles up.
+  data itself; beyond its 75th percentile the tail is extrapolated as the exponential through the median and
+  the 75th percentile, so that a group of far-out rows (up to a quarter of the data) cannot hide itself by
+  pulling the empirical quantiles up.
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ class ClassProbabilityNull:
 
 @dataclass(frozen=True)
 class TailNull:
-    """Empirical body with an exponential tail beyond the 80th percentile."""
+    """Empirical body with an exponential tail beyond the 75th percentile."""
 
     sample: np.ndarray
-    q80: float
+    q75: float
     beta: float
 
     @classmethod
@@ -56,18 +57,22 @@ class TailNull:
         s = np.sort(np.asarray(stat, dtype=np.float64)[np.isfinite(stat)])
         if s.size == 0:
             s = np.zeros(1)
-        q50, q80, q90 = np.quantile(s, [0.5, 0.8, 0.9])
-        spread = max((q80 - q50) / np.log(2.5), (q90 - q80) / np.log(2.0))
+        q50, q75 = np.quantile(s, [0.5, 0.75])
+        # exponential through P(> q50) = 1/2 and P(> q75) = 1/4; both quantiles survive 25% contamination
+        spread = (q75 - q50) / np.log(2.0)
         if not spread > 0:
-            spread = max(float(np.std(s)), 1e-6)
-        return cls(sample=s, q80=float(q80), beta=float(spread))
+            mad = float(np.median(np.abs(s - q50)))
+            spread = mad if mad > 0 else max(float(np.std(s)), 1e-6)
+        return cls(sample=s, q75=float(q75), beta=float(spread))
 
     def pvalue(self, stat: np.ndarray) -> np.ndarray:
         stat = np.asarray(stat, dtype=np.float64)
         n = self.sample.size
         emp = (n - np.searchsorted(self.sample, stat, side="left") + 1) / (n + 1)
-        tail = 0.2 * np.exp(-(stat - self.q80) / self.beta)
-        return np.clip(np.where(stat > self.q80, tail, emp), EPS, 1.0)
+        above = stat > self.q75
+        tail = np.ones_like(stat)
+        tail[above] = 0.25 * np.exp(-(stat[above] - self.q75) / self.beta)
+        return np.clip(np.where(above, tail, emp), EPS, 1.0)
 
 
 def sidak(pmin: np.ndarray, k: int) -> np.ndarray:
@@ -83,4 +88,6 @@ def binom_interval(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
     den = 1 + z**2 / n
     centre = (p + z**2 / (2 * n)) / den
     half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / den
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+    lo = 0.0 if k <= 0 else max(0.0, centre - half)
+    hi = 1.0 if k >= n else min(1.0, centre + half)
+    return float(lo), float(hi)

@@ -1,0 +1,42 @@
+"""Class outliers: a row that lies closer to another class than to the class it claims."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from poisonguard.detectors import get_detector
+from synth import auroc, blobs, context
+
+
+def test_flipped_rows_in_separable_blobs_score_higher_than_clean() -> None:
+    frame, flipped = blobs(n=400, n_flip=12, seed=2)
+    ctx = context(frame)
+    out = get_detector("class_outlier").fit(ctx).score(ctx, np.arange(ctx.n))
+    assert auroc(out.scores, flipped) >= 0.9
+    clean = np.setdiff1d(np.arange(ctx.n), flipped)
+    assert np.median(out.pvalues[flipped]) < 0.001
+    assert (out.pvalues[clean] <= 0.05).mean() <= 0.12
+    for row in flipped:
+        observed = frame.loc[row, "label"]
+        other = "dog" if observed == "cat" else "cat"
+        reason = out.reasons[row]
+        assert f"farther from the typical '{observed}' row than from the typical '{other}' row" in reason, reason
+
+
+def test_a_far_row_of_its_own_class_is_no_class_outlier() -> None:
+    # far out, but on its own class's side: nearer to its own centre than to the other one
+    frame, _ = blobs(n=200, n_flip=0, seed=3)
+    row = int(np.flatnonzero(frame["label"] == "dog")[0])
+    frame.loc[row, ["x0", "x1", "x2", "x3"]] = 6.0
+    ctx = context(frame)
+    out = get_detector("class_outlier").fit(ctx).score(ctx, np.array([row]))
+    assert out.reasons[0] == ""
+    assert out.pvalues[0] > 0.05
+
+
+def test_a_10_percent_block_of_flipped_rows_cannot_hide_itself() -> None:
+    frame, flipped = blobs(n=400, n_flip=40, seed=2)
+    ctx = context(frame)
+    out = get_detector("class_outlier").fit(ctx).score(ctx, np.arange(ctx.n))
+    assert auroc(out.scores, flipped) >= 0.9  # the ranking survives ...
+    assert np.median(out.pvalues[flipped]) < 0.001  # ... but the p-values do not

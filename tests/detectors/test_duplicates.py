@@ -1,0 +1,82 @@
+"""Duplicates: floods of near-copies, and identical rows with different labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from poisonguard.context import ScanContext
+from poisonguard.detectors import DetectorOutput, get_detector
+from synth import blobs, context
+
+N_BASE = 300
+N_FLOOD = 30
+FEATURES = ["x0", "x1", "x2", "x3"]
+
+
+def _other(label: str) -> str:
+    return "dog" if label == "cat" else "cat"
+
+
+@pytest.fixture(scope="module")
+def flooded() -> pd.DataFrame:
+    """300 clean rows, 30 exact copies of row 5 with the opposite label, then one identical pair (row 9 copied
+    once with the opposite label)."""
+    frame, _ = blobs(n=N_BASE, n_flip=0, seed=5)
+    flood = pd.concat([frame.iloc[[5]]] * N_FLOOD, ignore_index=True)
+    flood["label"] = _other(frame.loc[5, "label"])
+    twin = frame.iloc[[9]].copy()
+    twin["label"] = _other(frame.loc[9, "label"])
+    return pd.concat([frame, flood, twin], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def scored(flooded) -> tuple[ScanContext, DetectorOutput]:
+    ctx = context(flooded)
+    return ctx, get_detector("duplicates").fit(ctx).score(ctx, np.arange(ctx.n))
+
+
+def test_a_flood_of_copies_gets_the_highest_scores(scored) -> None:
+    _, out = scored
+    copies = np.arange(N_BASE, N_BASE + N_FLOOD)
+    rest = np.setdiff1d(np.arange(len(out.scores)), np.r_[copies, 5])
+    assert out.scores[copies].min() > out.scores[rest].max()
+    assert out.pvalues[copies].max() < 1e-6
+    for reason in out.reasons[copies]:
+        assert f"one of {N_FLOOD + 1} near-identical rows ({N_FLOOD + 1} exact copies)" in reason, reason
+    # the flood and the row it copies form one group
+    groups = out.extra["duplicate_group"]
+    assert len(set(groups[np.r_[copies, 5]])) == 1
+    assert (groups[rest] != groups[5]).all()
+
+
+def test_identical_rows_with_different_labels_are_a_conflict(flooded, scored) -> None:
+    _, out = scored
+    pair = [9, len(flooded) - 1]
+    for row in pair:
+        assert "identical features" in out.reasons[row], out.reasons[row]
+    # the copies in the flood conflict with the row they copy, which carries the minority label
+    assert "identical features to 30 other rows" in out.reasons[5]
+    assert f"mostly labelled '{flooded.loc[N_BASE, 'label']}'" in out.reasons[5]
+
+
+def test_clean_rows_say_nothing(flooded, scored) -> None:
+    _, out = scored
+    clean = np.setdiff1d(np.arange(N_BASE), [5, 9])
+    assert (out.reasons[clean] == "").all()
+    assert (out.pvalues[clean] == 1.0).all()
+
+
+def test_near_copies_are_grouped_like_exact_ones() -> None:
+    frame, _ = blobs(n=N_BASE, n_flip=0, seed=6)
+    rng = np.random.default_rng(6)
+    flood = pd.concat([frame.iloc[[3]]] * N_FLOOD, ignore_index=True)
+    flood[FEATURES] += rng.normal(scale=1e-4, size=(N_FLOOD, len(FEATURES)))
+    data = pd.concat([frame, flood], ignore_index=True)
+    ctx = context(data)
+    out = get_detector("duplicates").fit(ctx).score(ctx, np.arange(ctx.n))
+    copies = np.arange(N_BASE, len(data))
+    assert out.pvalues[copies].max() < 1e-6
+    assert all("near-identical rows" in r for r in out.reasons[copies])
+    assert len(set(out.extra["duplicate_group"][copies])) == 1

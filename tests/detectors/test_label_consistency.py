@@ -1,0 +1,81 @@
+"""Label consistency: out-of-fold boosting finds flipped labels, and a flood of copies cannot vouch for itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from poisonguard.context import ScanContext
+from poisonguard.detectors import DetectorOutput, get_detector
+from synth import auroc, blobs, context
+
+
+@pytest.fixture(scope="module")
+def flipped_blobs() -> tuple[pd.DataFrame, np.ndarray]:
+    return blobs(n=400, n_flip=12, seed=0)
+
+
+@pytest.fixture(scope="module")
+def scored(flipped_blobs) -> tuple[ScanContext, DetectorOutput]:
+    frame, _ = flipped_blobs
+    ctx = context(frame)
+    return ctx, get_detector("label_consistency").fit(ctx).score(ctx, np.arange(ctx.n))
+
+
+def test_flipped_labels_rank_first(flipped_blobs, scored) -> None:
+    _, flipped = flipped_blobs
+    _, out = scored
+    assert auroc(out.scores, flipped) >= 0.95
+    assert auroc(-out.pvalues, flipped) >= 0.95
+    assert np.median(out.pvalues[flipped]) < 0.01
+
+
+def test_reason_names_the_observed_and_the_likely_class(flipped_blobs, scored) -> None:
+    frame, flipped = flipped_blobs
+    _, out = scored
+    for row in flipped:
+        observed = frame.loc[row, "label"]
+        other = "dog" if observed == "cat" else "cat"
+        reason = out.reasons[row]
+        assert f"labelled '{observed}'" in reason, reason
+        assert "out-of-fold" in reason, reason
+        assert f"most likely '{other}'" in reason, reason
+    # a clean row in the middle of its own blob has nothing to explain
+    clean = np.setdiff1d(np.arange(len(frame)), flipped)
+    assert (out.reasons[clean] == "").mean() > 0.9
+
+
+def test_flipped_rows_are_confident_learning_issues(flipped_blobs, scored) -> None:
+    _, flipped = flipped_blobs
+    _, out = scored
+    issue = out.extra["label_issue"]
+    assert issue[flipped].mean() >= 0.9
+    assert issue.sum() <= len(flipped) + 5
+    np.testing.assert_allclose(out.scores, 1.0 - out.extra["p_observed"])
+
+
+def test_a_flood_of_copies_cannot_vouch_for_its_own_label() -> None:
+    frame, _ = blobs(n=300, n_flip=0, seed=4)
+    source = frame.iloc[[7]]
+    flood = pd.concat([source] * 30, ignore_index=True)
+    flood["label"] = "dog" if source["label"].iloc[0] == "cat" else "cat"
+    data = pd.concat([frame, flood], ignore_index=True)
+    ctx = context(data)
+    out = get_detector("label_consistency").fit(ctx).score(ctx, np.arange(ctx.n))
+    copies = np.arange(len(frame), len(data))
+    # folds keep the copies together: no copy is predicted by a model that saw the others
+    assert out.extra["p_observed"][copies].max() < 0.2
+    assert auroc(out.scores, copies) >= 0.95
+
+
+def test_noisy_but_clean_labels_are_not_flagged_wholesale() -> None:
+    # labels drawn from a smooth class probability: ambiguous rows, but no poison
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 3))
+    y = rng.random(400) < 1 / (1 + np.exp(-X[:, 0]))
+    frame = pd.DataFrame(X, columns=["a", "b", "c"]).assign(label=np.where(y, "yes", "no"))
+    ctx = context(frame)
+    out = get_detector("label_consistency").fit(ctx).score(ctx, np.arange(ctx.n))
+    assert (out.pvalues <= 0.01).mean() <= 0.03
+    assert (out.pvalues <= 0.2).mean() <= 0.3
