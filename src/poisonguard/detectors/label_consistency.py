@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.optimize import minimize_scalar
 from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import threadpool_limits
 
 from ..context import ScanContext, duplicate_groups
 from ..stats import ClassProbabilityNull
@@ -24,6 +25,7 @@ from ._text import fmt_prob, quote
 from .base import Detector, DetectorOutput, explain, positive_int, register
 
 MAX_TRAIN_ROWS = 250_000
+SINGLE_THREAD_ROWS = 50_000
 
 
 def n_folds_for(n: int) -> int:
@@ -92,7 +94,13 @@ class LabelConsistencyDetector(Detector):
         self.models = []
         total = np.zeros((ctx.n, n_classes), dtype=np.float64)
         weight = None
-        with ctx.progress.task("label model (cross-fitted boosting)", total=k * passes) as advance:
+        # On small data OpenMP's fork/join costs more than it saves, and it degrades badly when other processes
+        # share the CPU (CI runners, parallel tests): boost single-threaded there.
+        threads = 1 if ctx.n <= SINGLE_THREAD_ROWS else None
+        with (
+            threadpool_limits(limits=threads, user_api="openmp"),
+            ctx.progress.task("label model (cross-fitted boosting)", total=k * passes) as advance,
+        ):
             for r in range(passes):
                 proba = self._cross_fit(ctx, k, cap, cat, prior, weight, seed=ctx.seed + 101 * r, advance=advance)
                 total += proba
