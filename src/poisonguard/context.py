@@ -18,7 +18,7 @@ from .io import Dataset
 
 CHUNK = 100_000
 EXACT_KNN_MAX = 30_000
-KNN_REFERENCE_MAX = 200_000
+KNN_REFERENCE_MAX = 100_000
 
 
 @dataclass
@@ -107,7 +107,7 @@ def knn(X: np.ndarray, k: int, *, seed: int = 0, progress: Progress | None = Non
     if n <= EXACT_KNN_MAX:
         index = faiss.IndexFlatL2(d)
     else:
-        nlist = int(min(4096, max(64, 4 * np.sqrt(len(reference)))))
+        nlist = int(min(4096, max(64, 2 * np.sqrt(len(reference)))))
         quantizer = faiss.IndexFlatL2(d)
         index = faiss.IndexIVFFlat(quantizer, d, nlist)
         cp = faiss.ClusteringParameters()
@@ -117,7 +117,7 @@ def knn(X: np.ndarray, k: int, *, seed: int = 0, progress: Progress | None = Non
         clus.niter = 10
         clus.train(train, quantizer)
         index.is_trained = True
-        index.nprobe = 12
+        index.nprobe = 6
     index.add(R)
     idx = np.empty((n, kk), dtype=np.int64)
     dist = np.empty((n, kk), dtype=np.float32)

@@ -275,8 +275,8 @@ def _infer_type(s: pd.Series, col: str, name: str) -> str | None:
                 f"{first}); replace them with finite numbers or empty cells, or leave the column out with "
                 f"--exclude {col}."
             )
-        uniq = np.unique(arr[~np.isnan(arr)])
-        if len(uniq) <= 2 and set(uniq.tolist()) <= {0.0, 1.0}:
+        finite = arr[~np.isnan(arr)]
+        if ((finite == 0.0) | (finite == 1.0)).all():
             return "boolean"
         return "numeric"
     if isinstance(s.dtype, pd.CategoricalDtype):
@@ -313,21 +313,37 @@ def _infer_type(s: pd.Series, col: str, name: str) -> str | None:
     return "categorical"
 
 
+def _is_constant(s: pd.Series) -> bool:
+    """Same value in every row (no missing cells); O(n) without hashing the column."""
+    if s.isna().any():
+        return False
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes = s.cat.codes.to_numpy()
+        return bool((codes == codes[0]).all())
+    values = s.to_numpy()
+    return bool((values == values[0]).all())
+
+
 def _is_identifier(s: pd.Series, kind: str) -> bool:
     """A column with a distinct value in (almost) every row and no numeric meaning carries no signal."""
     n = len(s)
     if n < MIN_ROWS or kind not in {"numeric", "categorical"}:
         return False
     nonnull = s.dropna()
-    if len(nonnull) < 0.95 * n or nonnull.nunique() < 0.95 * n:
+    if len(nonnull) < 0.95 * n:
+        return False
+    if kind == "numeric" and not pd.api.types.is_integer_dtype(s.dtype):
+        if not np.all(np.mod(nonnull.to_numpy(dtype=float), 1) == 0):
+            return False  # real-valued measurements are distinct by nature
+    # cheap rejection on a sample before counting distinct values in the whole column
+    sample = nonnull.iloc[:: max(1, len(nonnull) // 2000)]
+    if sample.nunique() < 0.95 * len(sample) or nonnull.nunique() < 0.95 * n:
         return False
     if kind == "categorical":
         return True
-    if pd.api.types.is_integer_dtype(s.dtype) or np.all(np.mod(nonnull.to_numpy(dtype=float), 1) == 0):
-        arr = nonnull.to_numpy(dtype=float)
-        steps = np.diff(arr)
-        return bool(np.all(steps > 0) or np.all(steps < 0) or (arr.max() - arr.min()) < 2 * n)
-    return False
+    arr = nonnull.to_numpy(dtype=float)
+    steps = np.diff(arr)
+    return bool(np.all(steps > 0) or np.all(steps < 0) or (arr.max() - arr.min()) < 2 * n)
 
 
 def _coerce_frame(data: Any, label: Any, name: str) -> tuple[pd.DataFrame, str, np.ndarray | pd.Series | None]:
@@ -443,7 +459,7 @@ def load_dataset(
             ignored[col] = "empty"
             notes.append(f"column '{col}' is empty in every row and was left out")
             continue
-        if col not in types and s.nunique(dropna=True) <= 1 and not s.isna().any():
+        if col not in types and _is_constant(s):
             ignored[col] = "constant"
             notes.append(f"column '{col}' has the same value in every row and was left out")
             continue
