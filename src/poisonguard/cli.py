@@ -263,27 +263,25 @@ def _print_breakdown(console: Console, frame: Any, key: str, title: str) -> None
     if frame is None or len(frame) == 0:
         return
     table = Table(title=title, title_justify="left")
-    for name, justify in [
-        (key, "left"),
-        ("rows", "right"),
-        ("flagged", "right"),
-        ("flagged %", "right"),
-        ("est. poisoned %", "right"),
-        ("worse than rest (p)", "left"),
-    ]:
+    compared = "worse_than_rest" in frame.columns
+    columns = [(key, "left"), ("rows", "right"), ("flagged", "right"), ("flagged %", "right")]
+    columns.append(("est. poisoned %", "right"))
+    if compared:
+        columns.append(("worse than rest (p)", "left"))
+    for name, justify in columns:
         table.add_column(name, justify=justify)
     for rec in frame.to_dict("records"):
         worse = bool(rec.get("worse_than_rest", False))
         p = rec.get("p_worse_than_rest")
         worse_cell = ("[bold red]yes[/]" if worse else "no") + (f" ({p:.2g})" if p is not None else "")
-        table.add_row(
+        cells = [
             escape(str(rec[key])),
             f"{int(rec['rows']):,}",
             f"{int(rec['flagged']):,}",
             _pct(rec["flagged_fraction"]),
             _pct(rec["estimated_poisoned_fraction"]),
-            worse_cell,
-        )
+        ]
+        table.add_row(*cells, *([worse_cell] if compared else []))
     console.print()
     console.print(table)
 

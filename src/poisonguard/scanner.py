@@ -140,7 +140,7 @@ def scan_dataset(
     if sources is not None:
         rows.insert(1, "source", sources)
 
-    by_class = _breakdown(rows, "label", fpr)
+    by_class = _breakdown(rows, "label", fpr, compare=False)
     by_source = _breakdown(rows, "source", fpr) if sources is not None else None
     worse = [] if by_source is None else by_source.loc[by_source["worse_than_rest"], "source"].astype(str).tolist()
     excesses = [
@@ -196,17 +196,21 @@ def scan_dataset(
     return ScanResult(rows=rows, summary=summary, by_class=by_class, by_source=by_source, info=info, data=ds)
 
 
-def _breakdown(rows: pd.DataFrame, key: str, fpr: float) -> pd.DataFrame:
+def _breakdown(rows: pd.DataFrame, key: str, fpr: float, *, compare: bool = True) -> pd.DataFrame:
     """Rows, flags and a rank test per group: is this group's score higher than the rest's?
 
     ``auc_vs_rest`` is the chance that a row of the group is more suspicious than a row of the rest (0.5 = no
     difference); its one-sided p-value comes from the Mann-Whitney normal approximation. Comparing whole score
     distributions finds a vendor whose rows are all a little off, not only one whose rows cross the flag line.
+    Classes are not compared (``compare=False``): a minority class is naturally less certain than the rest.
     """
     g = rows.groupby(key, sort=True, observed=True)["flagged"].agg(["size", "sum"]).reset_index()
     g.columns = [key, "rows", "flagged"]
     g["flagged_fraction"] = g["flagged"] / g["rows"]
     g["estimated_poisoned_fraction"] = (g["flagged_fraction"] - fpr).clip(lower=0)
+    if not compare:
+        g[key] = g[key].astype(str)
+        return g
     n = len(rows)
     ranks = rankdata(rows["score"].to_numpy())
     codes = pd.Categorical(rows[key], categories=g[key]).codes
