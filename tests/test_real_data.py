@@ -15,8 +15,8 @@ from sklearn.metrics import roc_auc_score
 import poisonguard
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from common import oracle_scores, random_flip  # noqa: E402
-from datasets import LOADERS, available  # noqa: E402
+from common import oracle_scores, random_flip
+from datasets import LOADERS, available
 
 pytestmark = pytest.mark.skipif(not available(), reason="../shared/datasets is not present")
 
