@@ -461,6 +461,114 @@ def print_demo_report(console: Console, report: Any) -> None:
 
 
 @app.command()
+def redteam(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Argument(help="CSV, TSV, Parquet or JSON Lines file.", show_default=False)],
+    label: Annotated[str, typer.Option("--label", "-l", help="The label (class) column.", show_default=False)],
+    attacks: Annotated[
+        list[str] | None, typer.Option("--attacks", "-a", help="Attack to simulate (repeatable; default: all).")
+    ] = None,
+    rates: Annotated[
+        list[float] | None,
+        typer.Option("--rates", "-r", help="Poison rate to try (repeatable; default 0.01 0.05 0.1 0.2)."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="module:factory returning a scikit-learn style estimator (default: boosting).")
+    ] = None,
+    damage: Annotated[
+        float, typer.Option(help="Damage (accuracy drop, or backdoor success rate) that defines the poison budget.")
+    ] = 0.02,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", "-x", help="Column to leave out (repeatable).")
+    ] = None,
+    type_: Annotated[
+        list[str] | None, typer.Option("--type", "-t", help="COL=KIND type override (repeatable).")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full results to this JSON file.")] = None,
+    fpr: Annotated[float, typer.Option(help="False-alarm rate of the scan.")] = 0.01,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    encoding: Annotated[str, typer.Option(help="Text encoding of a CSV, TSV or JSON Lines file.")] = "utf-8",
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Simulate poisoning attacks on your data and model: damage, detection, and what sanitizing restores."""
+    from ._progress import RichProgress
+    from .io import read_table
+    from .redteam import DEFAULT_RATES, load_model_factory
+    from .redteam import redteam as run_redteam
+    from .scanner import _check_params
+
+    ctx.meta[_DEBUG_KEY] = debug
+    _check_params(fpr, seed)
+    factory = load_model_factory(model) if model else None
+    if json_out is not None and json_out.exists() and json_out.resolve() == data.resolve():
+        raise ConfigError(f"--json {json_out}: would overwrite the input file; choose another path.")
+    console = Console(highlight=False)
+    with RichProgress(quiet=quiet) as progress:
+        with progress.task(f"reading {data.name}"):
+            frame = read_table(data, encoding=encoding)
+        result = run_redteam(
+            frame,
+            label=label,
+            attacks=attacks or None,
+            rates=tuple(rates) if rates else DEFAULT_RATES,
+            model=factory,
+            seed=seed,
+            fpr=fpr,
+            damage_threshold=damage,
+            exclude=tuple(exclude or ()),
+            types=_parse_types(type_ or []),
+            progress=progress,
+            name=str(data),
+        )
+    base = result.baseline
+    console.print(f"Clean model: accuracy {_pct(base['accuracy'])}, macro F1 {base['f1_macro']:.3f}")
+    table = Table(title="Attacks", title_justify="left")
+    for col in (
+        "attack",
+        "rate",
+        "acc. change",
+        "ASR",
+        "detection AUROC",
+        "flag recall",
+        "flag precision",
+        "sanitized acc.",
+        "sanitized ASR",
+    ):
+        table.add_column(col, justify="left" if col == "attack" else "right")
+    for rec in result.runs.to_dict("records"):
+        table.add_row(
+            rec["attack"],
+            _pct(rec["rate"]),
+            f"{100 * rec['accuracy_change']:+.1f} pt",
+            _fmt_opt(rec["asr"]),
+            _fmt_opt(rec["detection_auroc"], pct=False),
+            _fmt_opt(rec["flag_recall"]),
+            _fmt_opt(rec["flag_precision"]),
+            _pct(rec["sanitized_accuracy"]),
+            _fmt_opt(rec["sanitized_asr"]),
+        )
+    console.print(table)
+    for rec in result.budget.to_dict("records"):
+        b = rec["budget"]
+        console.print(
+            f"poison budget of {rec['attack']}: "
+            + (f"{_pct(b)} of the training rows" if b == b and b is not None else "above every rate tried")
+        )
+    for name, why in result.skipped.items():
+        console.print(f"skipped {name}: {escape(why)}")
+    if json_out is not None:
+        result.to_json(json_out)
+        console.print(f"Wrote {escape(str(json_out))}")
+
+
+def _fmt_opt(v: Any, *, pct: bool = True) -> str:
+    if v is None or v != v:
+        return "-"
+    return _pct(v) if pct else f"{v:.3f}"
+
+
+@app.command()
 def version() -> None:
     """Print the poisonguard version."""
     typer.echo(f"poisonguard {__version__}")

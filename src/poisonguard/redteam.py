@@ -1,0 +1,234 @@
+"""Red-teaming: what poisoning would do to *your* model, and whether the scan would catch it.
+
+For each attack and rate the training split is poisoned (seeded), the user's model is trained on it and
+evaluated on the untouched test split, the scan scores the poisoned training rows, and the model is retrained
+on the rows the scan did not flag (sanitizing). The poison budget of an attack is the smallest rate whose
+damage (accuracy drop, or attack success rate for backdoors) reaches a threshold the user sets.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import accuracy_score, f1_score, recall_score, roc_auc_score
+from sklearn.model_selection import train_test_split
+
+from .attacks import ATTACKS, get_attack
+from .context import Progress
+from .errors import ConfigError
+from .features import FeatureEncoder
+from .io import Dataset, load_dataset
+from .scanner import scan_dataset
+
+DEFAULT_RATES: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2)
+BACKDOORS = {"backdoor", "inbounds_backdoor", "clean_label_backdoor", "text_trigger"}
+
+ModelFactory = Callable[[], Any]
+
+
+def load_model_factory(spec: str) -> ModelFactory:
+    """``module:factory`` -> a callable returning a fresh scikit-learn style estimator."""
+    if ":" not in spec:
+        raise ConfigError(f"--model must look like 'module:factory' (a function returning an estimator); got {spec!r}.")
+    mod_name, _, attr = spec.partition(":")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise ConfigError(f"--model: cannot import module '{mod_name}' ({exc}); is it on PYTHONPATH?") from exc
+    factory = getattr(mod, attr, None)
+    if not callable(factory):
+        raise ConfigError(f"--model: '{mod_name}' has no callable '{attr}'.")
+    return factory
+
+
+def default_model(categorical: np.ndarray, seed: int) -> Any:
+    return HistGradientBoostingClassifier(
+        categorical_features=categorical if categorical.any() else None, random_state=seed
+    )
+
+
+@dataclass(frozen=True)
+class RedteamResult:
+    """``runs``: one row per (attack, rate); ``budget``: the poison budget per attack; ``baseline``: the clean model."""
+
+    runs: pd.DataFrame
+    budget: pd.DataFrame
+    baseline: dict[str, Any]
+    skipped: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "settings": self.settings,
+            "baseline": self.baseline,
+            "runs": self.runs.replace({np.nan: None}).to_dict("records"),
+            "budget": self.budget.replace({np.nan: None}).to_dict("records"),
+            "skipped": self.skipped,
+        }
+
+    def to_json(self, path: str | Path) -> None:
+        import json
+
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, default=float) + "\n")
+
+
+def _evaluate(model: Any, X: np.ndarray, y: np.ndarray, n_classes: int) -> dict[str, Any]:
+    pred = model.predict(X)
+    return {
+        "accuracy": float(accuracy_score(y, pred)),
+        "f1_macro": float(f1_score(y, pred, average="macro", labels=np.arange(n_classes), zero_division=0)),
+        "recall_per_class": recall_score(y, pred, average=None, labels=np.arange(n_classes), zero_division=0).tolist(),
+    }
+
+
+def _asr(model: Any, enc: FeatureEncoder, test: Dataset, meta: Mapping[str, Any]) -> float | None:
+    """Share of test rows of other classes that the trigger turns into the target class."""
+    apply = meta.get("apply_trigger")
+    if apply is None:
+        return None
+    target = int(np.flatnonzero(test.classes.astype(str) == str(meta["target"]))[0])
+    rows = test.frame.loc[test.y != target]
+    if len(rows) == 0:
+        return None
+    pred = model.predict(enc.tree(apply(rows)))
+    return float(np.mean(pred == target))
+
+
+def redteam(
+    data: Any,
+    *,
+    label: Any,
+    attacks: Sequence[str] | None = None,
+    rates: Sequence[float] = DEFAULT_RATES,
+    model: ModelFactory | None = None,
+    seed: int = 0,
+    test_size: float = 0.3,
+    fpr: float = 0.01,
+    damage_threshold: float = 0.02,
+    exclude: Sequence[str] = (),
+    types: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+    name: str | None = None,
+) -> RedteamResult:
+    """Simulate each attack at each rate against the model and the scan. See the module docstring."""
+    progress = progress or Progress()
+    names = list(attacks) if attacks else sorted(n for n in ATTACKS if n != "adaptive")
+    for n in names:
+        get_attack(n)  # unknown names fail before any work
+    for r in rates:
+        if not 0 < r < 1:
+            raise ConfigError(f"rates must be fractions between 0 and 1; got {r!r}.")
+    if not 0 < damage_threshold < 1:
+        raise ConfigError(f"the damage threshold must be between 0 and 1; got {damage_threshold!r}.")
+    ds = load_dataset(data, label=label, exclude=exclude, types=dict(types or {}), name=name)
+    keep_types = dict(ds.columns)
+    drop = [c for c, why in ds.ignored.items() if why != "label"]
+    idx = np.arange(ds.n_rows)
+    strat = ds.y if np.bincount(ds.y).min() >= 2 else None
+    tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=strat)
+    train = load_dataset(
+        ds.frame.iloc[tr].reset_index(drop=True), label=ds.label, exclude=drop, types=keep_types, name=ds.name
+    )
+    test = load_dataset(
+        ds.frame.iloc[te].reset_index(drop=True), label=ds.label, exclude=drop, types=keep_types, name=ds.name
+    )
+    # one class coding for train, test and every poisoned copy
+    classes = ds.classes
+    recode = lambda d: np.searchsorted(classes.astype(str), d.classes.astype(str)[d.y])  # noqa: E731
+    enc = FeatureEncoder.fit(train.frame, keep_types, seed=seed)
+    cat = np.asarray(enc.tree_categorical, dtype=bool)
+    make = model or (lambda: default_model(cat, seed))
+
+    def fit(frame: pd.DataFrame, y: np.ndarray) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return make().fit(enc.tree(frame), y)
+
+    X_test, y_test = enc.tree(test.frame), recode(test)
+    base_model = fit(train.frame, recode(train))
+    baseline = _evaluate(base_model, X_test, y_test, len(classes))
+    records: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    with progress.task("red-teaming", total=len(names) * len(rates)) as advance:
+        for a_name in names:
+            for rate in rates:
+                t0 = time.perf_counter()
+                try:
+                    out = get_attack(a_name).apply(train, rate=rate, seed=seed)
+                except ConfigError as exc:
+                    skipped[a_name] = str(exc)
+                    advance(len(rates))
+                    break
+                pois = load_dataset(out.frame, label=train.label, exclude=drop, types=keep_types, name=train.name)
+                y_p = recode(pois)
+                m_p = fit(pois.frame, y_p)
+                ev = _evaluate(m_p, X_test, y_test, len(classes))
+                scan = scan_dataset(pois, seed=seed, fpr=fpr)
+                flagged = scan.rows["flagged"].to_numpy()
+                score = scan.rows["score"].to_numpy()
+                mask = out.mask
+                keep = ~flagged
+                m_s = fit(pois.frame.loc[keep], y_p[keep])
+                ev_s = _evaluate(m_s, X_test, y_test, len(classes))
+                rec: dict[str, Any] = {
+                    "attack": a_name,
+                    "rate": rate,
+                    "poisoned_rows": int(mask.sum()),
+                    "accuracy": ev["accuracy"],
+                    "accuracy_change": ev["accuracy"] - baseline["accuracy"],
+                    "f1_change": ev["f1_macro"] - baseline["f1_macro"],
+                    "recall_change_per_class": (
+                        np.asarray(ev["recall_per_class"]) - np.asarray(baseline["recall_per_class"])
+                    )
+                    .round(4)
+                    .tolist(),
+                    "asr": _asr(m_p, enc, test, out.meta),
+                    "detection_auroc": float(roc_auc_score(mask, score)) if 0 < mask.sum() < len(mask) else None,
+                    "flag_recall": float(flagged[mask].mean()) if mask.any() else None,
+                    "flag_precision": float(mask[flagged].mean()) if flagged.any() else None,
+                    "flagged": int(flagged.sum()),
+                    "verdict": scan.verdict,
+                    "sanitized_accuracy": ev_s["accuracy"],
+                    "sanitized_asr": _asr(m_s, enc, test, out.meta),
+                    "seconds": round(time.perf_counter() - t0, 2),
+                }
+                rec["damage"] = rec["asr"] if rec["asr"] is not None else max(0.0, -rec["accuracy_change"])
+                records.append(rec)
+                advance(1)
+    runs = pd.DataFrame.from_records(records)
+    budget = _budget(runs, damage_threshold)
+    settings = {
+        "rates": list(rates),
+        "seed": seed,
+        "test_size": test_size,
+        "fpr": fpr,
+        "damage_threshold": damage_threshold,
+        "model": "built-in gradient boosting" if model is None else repr(make()),
+        "train_rows": train.n_rows,
+        "test_rows": test.n_rows,
+    }
+    return RedteamResult(runs=runs, budget=budget, baseline=baseline, skipped=skipped, settings=settings)
+
+
+def _budget(runs: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Smallest rate whose damage reaches the threshold, per attack (NaN when no rate does)."""
+    if runs.empty:
+        return pd.DataFrame(columns=["attack", "budget", "max_damage"])
+    hit = runs[runs["damage"] >= threshold]
+    first = hit.groupby("attack")["rate"].min()
+    worst = runs.groupby("attack")["damage"].max()
+    out = pd.DataFrame({"attack": worst.index, "max_damage": worst.to_numpy()})
+    out["budget"] = out["attack"].map(first)
+    return out[["attack", "budget", "max_damage"]]
+
+
+__all__ = ["DEFAULT_RATES", "RedteamResult", "load_model_factory", "redteam"]
