@@ -103,6 +103,119 @@ def _asr(model: Any, enc: FeatureEncoder, test: Dataset, meta: Mapping[str, Any]
     return float(np.mean(pred == target))
 
 
+@dataclass
+class Run:
+    """One simulated attack: the summary record and what produced it (for benchmarks that add comparators)."""
+
+    record: dict[str, Any]
+    poisoned: Dataset
+    mask: np.ndarray
+    meta: dict[str, Any]
+    scan: Any
+
+
+@dataclass
+class Simulator:
+    """Poisons a training split, trains, scans and sanitizes; shared by ``redteam`` and the benchmarks."""
+
+    train: Dataset
+    test: Dataset
+    classes: np.ndarray
+    encoder: FeatureEncoder
+    fit: Callable[[pd.DataFrame, np.ndarray], Any]
+    baseline: dict[str, Any]
+    fpr: float = 0.01
+    drop: Sequence[str] = ()
+    types: Mapping[str, str] = field(default_factory=dict)
+
+    def recode(self, d: Dataset) -> np.ndarray:
+        return np.searchsorted(self.classes.astype(str), d.classes.astype(str)[d.y])
+
+    def run(self, attack: str, rate: float, seed: int) -> Run:
+        t0 = time.perf_counter()
+        out = get_attack(attack).apply(self.train, rate=rate, seed=seed)
+        pois = load_dataset(
+            out.frame, label=self.train.label, exclude=self.drop, types=dict(self.types), name=self.train.name
+        )
+        n_classes = len(self.classes)
+        X_test, y_test = self.encoder.tree(self.test.frame), self.recode(self.test)
+        y_p = self.recode(pois)
+        m_p = self.fit(pois.frame, y_p)
+        ev = _evaluate(m_p, X_test, y_test, n_classes)
+        scan = scan_dataset(pois, seed=seed, fpr=self.fpr)
+        flagged = scan.rows["flagged"].to_numpy()
+        score = scan.rows["score"].to_numpy()
+        mask = out.mask
+        keep = ~flagged
+        m_s = self.fit(pois.frame.loc[keep], y_p[keep])
+        ev_s = _evaluate(m_s, X_test, y_test, n_classes)
+        base = self.baseline
+        rec: dict[str, Any] = {
+            "attack": attack,
+            "rate": rate,
+            "seed": seed,
+            "poisoned_rows": int(mask.sum()),
+            "accuracy": ev["accuracy"],
+            "accuracy_change": ev["accuracy"] - base["accuracy"],
+            "f1_change": ev["f1_macro"] - base["f1_macro"],
+            "recall_change_per_class": (np.asarray(ev["recall_per_class"]) - np.asarray(base["recall_per_class"]))
+            .round(4)
+            .tolist(),
+            "asr": _asr(m_p, self.encoder, self.test, out.meta),
+            "detection_auroc": float(roc_auc_score(mask, score)) if 0 < mask.sum() < len(mask) else None,
+            "flag_recall": float(flagged[mask].mean()) if mask.any() else None,
+            "flag_precision": float(mask[flagged].mean()) if flagged.any() else None,
+            "flagged": int(flagged.sum()),
+            "verdict": scan.verdict,
+            "sanitized_accuracy": ev_s["accuracy"],
+            "sanitized_asr": _asr(m_s, self.encoder, self.test, out.meta),
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+        rec["damage"] = rec["asr"] if rec["asr"] is not None else max(0.0, -rec["accuracy_change"])
+        return Run(record=rec, poisoned=pois, mask=mask, meta=dict(out.meta), scan=scan)
+
+
+def split_and_baseline(
+    ds: Dataset, *, seed: int, test_size: float, model: ModelFactory | None, fpr: float
+) -> Simulator:
+    """Stratified train/test split, one encoder fitted on the clean training rows, the clean model's scores."""
+    keep_types = dict(ds.columns)
+    drop = [c for c, why in ds.ignored.items() if why != "label"]
+    idx = np.arange(ds.n_rows)
+    strat = ds.y if np.bincount(ds.y).min() >= 2 else None
+    tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=strat)
+
+    def part(rows: np.ndarray) -> Dataset:
+        return load_dataset(
+            ds.frame.iloc[rows].reset_index(drop=True), label=ds.label, exclude=drop, types=keep_types, name=ds.name
+        )
+
+    train, test = part(tr), part(te)
+    enc = FeatureEncoder.fit(train.frame, keep_types, seed=seed)
+    cat = np.asarray(enc.tree_categorical, dtype=bool)
+    make = model or (lambda: default_model(cat, seed))
+
+    def fit(frame: pd.DataFrame, y: np.ndarray) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return make().fit(enc.tree(frame), y)
+
+    sim = Simulator(
+        train=train,
+        test=test,
+        classes=ds.classes,
+        encoder=enc,
+        fit=fit,
+        baseline={},
+        fpr=fpr,
+        drop=drop,
+        types=keep_types,
+    )
+    base_model = fit(train.frame, sim.recode(train))
+    sim.baseline = _evaluate(base_model, enc.tree(test.frame), sim.recode(test), len(ds.classes))
+    return sim
+
+
 def redteam(
     data: Any,
     *,
@@ -130,79 +243,20 @@ def redteam(
     if not 0 < damage_threshold < 1:
         raise ConfigError(f"the damage threshold must be between 0 and 1; got {damage_threshold!r}.")
     ds = load_dataset(data, label=label, exclude=exclude, types=dict(types or {}), name=name)
-    keep_types = dict(ds.columns)
-    drop = [c for c, why in ds.ignored.items() if why != "label"]
-    idx = np.arange(ds.n_rows)
-    strat = ds.y if np.bincount(ds.y).min() >= 2 else None
-    tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=strat)
-    train = load_dataset(
-        ds.frame.iloc[tr].reset_index(drop=True), label=ds.label, exclude=drop, types=keep_types, name=ds.name
-    )
-    test = load_dataset(
-        ds.frame.iloc[te].reset_index(drop=True), label=ds.label, exclude=drop, types=keep_types, name=ds.name
-    )
-    # one class coding for train, test and every poisoned copy
-    classes = ds.classes
-    recode = lambda d: np.searchsorted(classes.astype(str), d.classes.astype(str)[d.y])  # noqa: E731
-    enc = FeatureEncoder.fit(train.frame, keep_types, seed=seed)
-    cat = np.asarray(enc.tree_categorical, dtype=bool)
-    make = model or (lambda: default_model(cat, seed))
-
-    def fit(frame: pd.DataFrame, y: np.ndarray) -> Any:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return make().fit(enc.tree(frame), y)
-
-    X_test, y_test = enc.tree(test.frame), recode(test)
-    base_model = fit(train.frame, recode(train))
-    baseline = _evaluate(base_model, X_test, y_test, len(classes))
+    sim = split_and_baseline(ds, seed=seed, test_size=test_size, model=model, fpr=fpr)
+    baseline = sim.baseline
     records: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     with progress.task("red-teaming", total=len(names) * len(rates)) as advance:
         for a_name in names:
             for rate in rates:
-                t0 = time.perf_counter()
                 try:
-                    out = get_attack(a_name).apply(train, rate=rate, seed=seed)
+                    run = sim.run(a_name, rate, seed)
                 except ConfigError as exc:
                     skipped[a_name] = str(exc)
                     advance(len(rates))
                     break
-                pois = load_dataset(out.frame, label=train.label, exclude=drop, types=keep_types, name=train.name)
-                y_p = recode(pois)
-                m_p = fit(pois.frame, y_p)
-                ev = _evaluate(m_p, X_test, y_test, len(classes))
-                scan = scan_dataset(pois, seed=seed, fpr=fpr)
-                flagged = scan.rows["flagged"].to_numpy()
-                score = scan.rows["score"].to_numpy()
-                mask = out.mask
-                keep = ~flagged
-                m_s = fit(pois.frame.loc[keep], y_p[keep])
-                ev_s = _evaluate(m_s, X_test, y_test, len(classes))
-                rec: dict[str, Any] = {
-                    "attack": a_name,
-                    "rate": rate,
-                    "poisoned_rows": int(mask.sum()),
-                    "accuracy": ev["accuracy"],
-                    "accuracy_change": ev["accuracy"] - baseline["accuracy"],
-                    "f1_change": ev["f1_macro"] - baseline["f1_macro"],
-                    "recall_change_per_class": (
-                        np.asarray(ev["recall_per_class"]) - np.asarray(baseline["recall_per_class"])
-                    )
-                    .round(4)
-                    .tolist(),
-                    "asr": _asr(m_p, enc, test, out.meta),
-                    "detection_auroc": float(roc_auc_score(mask, score)) if 0 < mask.sum() < len(mask) else None,
-                    "flag_recall": float(flagged[mask].mean()) if mask.any() else None,
-                    "flag_precision": float(mask[flagged].mean()) if flagged.any() else None,
-                    "flagged": int(flagged.sum()),
-                    "verdict": scan.verdict,
-                    "sanitized_accuracy": ev_s["accuracy"],
-                    "sanitized_asr": _asr(m_s, enc, test, out.meta),
-                    "seconds": round(time.perf_counter() - t0, 2),
-                }
-                rec["damage"] = rec["asr"] if rec["asr"] is not None else max(0.0, -rec["accuracy_change"])
-                records.append(rec)
+                records.append(run.record)
                 advance(1)
     runs = pd.DataFrame.from_records(records)
     budget = _budget(runs, damage_threshold)
@@ -212,9 +266,9 @@ def redteam(
         "test_size": test_size,
         "fpr": fpr,
         "damage_threshold": damage_threshold,
-        "model": "built-in gradient boosting" if model is None else repr(make()),
-        "train_rows": train.n_rows,
-        "test_rows": test.n_rows,
+        "model": "built-in gradient boosting" if model is None else repr(model()),
+        "train_rows": sim.train.n_rows,
+        "test_rows": sim.test.n_rows,
     }
     return RedteamResult(runs=runs, budget=budget, baseline=baseline, skipped=skipped, settings=settings)
 
