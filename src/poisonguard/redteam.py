@@ -129,7 +129,7 @@ class Simulator:
     types: Mapping[str, str] = field(default_factory=dict)
 
     def recode(self, d: Dataset) -> np.ndarray:
-        return np.searchsorted(self.classes.astype(str), d.classes.astype(str)[d.y])
+        return pd.Index(self.classes.astype(str)).get_indexer(d.classes.astype(str)[d.y])
 
     def run(self, attack: str, rate: float, seed: int) -> Run:
         t0 = time.perf_counter()
