@@ -3,6 +3,7 @@
 #   make test         install with the dev extras, lint, run the tests
 #   make lint         ruff only
 #   make bench-scale  run the scaling benchmark
+#   make bench-detection  the detection benchmark, quick mode (installs the optional comparators)
 #   make clean        remove caches, build files and the demo output
 #   make distclean    clean, and remove the virtual environment too
 
@@ -14,7 +15,7 @@ BIN := $(VENV)/bin
 # busy with other work; a short spin keeps the speed of an idle machine. A value set by the caller wins.
 export GOMP_SPINCOUNT ?= 10000
 
-.PHONY: demo test lint bench-scale clean distclean install install-dev
+.PHONY: demo test lint bench-scale bench-detection clean distclean install install-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +44,10 @@ test: lint
 
 bench-scale: $(VENV)/.installed
 	$(BIN)/python benchmarks/scale.py
+
+bench-detection: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/detection/run.py --quick
 
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache .hypothesis demo_out scan_out

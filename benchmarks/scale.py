@@ -34,8 +34,12 @@ def make_data(n: int, seed: int, path: Path) -> None:
     cats = np.column_stack([rng.integers(0, k, size=n) for k in levels])
     effects = [rng.normal(0, 0.7, size=k) for k in levels]
     logit = (
-        1.2 * num[:, 0] - 0.9 * num[:, 2] + 0.8 * num[:, 3] * num[:, 4] + 0.7 * np.sin(2 * num[:, 5])
-        + 0.5 * np.abs(num[:, 6]) - 0.4
+        1.2 * num[:, 0]
+        - 0.9 * num[:, 2]
+        + 0.8 * num[:, 3] * num[:, 4]
+        + 0.7 * np.sin(2 * num[:, 5])
+        + 0.5 * np.abs(num[:, 6])
+        - 0.4
         + sum(effects[j][cats[:, j]] for j in range(4))
     )
     y = (rng.random(n) < 1 / (1 + np.exp(-2 * logit))).astype(np.int64)
