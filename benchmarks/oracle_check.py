@@ -62,7 +62,12 @@ def main() -> None:
         )
         print(row, flush=True)
         lines.append(row)
-    header = (
+        if a.out:  # written after every data set, so a long run leaves what it has measured
+            Path(a.out).write_text(_header(a) + "\n".join(lines) + "\n")
+
+
+def _header(a: argparse.Namespace) -> str:
+    return (
         f"# Random label flips ({a.rate:.0%}) against the oracle\n\n"
         f"Command: `.venv/bin/python benchmarks/oracle_check.py --seeds {a.seeds} --rate {a.rate}`\n\n"
         f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}, "
@@ -70,8 +75,6 @@ def main() -> None:
         "`gap` is oracle minus scan (the target is at most 0.01). `clean verdict` and `clean flagged` are for the "
         "unmodified data set.\n\n"
     )
-    if a.out:
-        Path(a.out).write_text(header + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
