@@ -1,4 +1,9 @@
-"""Duplicate flood: many near-copies of a few rows, each carrying a label the attacker chose."""
+"""Duplicate flood: many near-copies of a few rows, each carrying a label the attacker chose.
+
+Why it matters: scraped and crowd-sourced data can be flooded cheaply (one record submitted many times), and
+weight of numbers moves the model's decision around the copied point. Adds ``rate * n`` rows at the end.
+Parameters: none. ``meta``: ``seed_rows``, ``added_rows``.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Random label flip: the simplest poisoning, and the one closest to natural label noise."""
+"""Random label flip: the simplest poisoning, and the one closest to natural label noise.
+
+Why it matters: it is the baseline every poisoning study starts from and the cheapest attack to mount (no model,
+no knowledge of the data); a scan that misses it misses everything. Parameters: none. ``meta``: ``rows``.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""Out-of-distribution injection: synthetic rows far from the data, carrying the attacker's labels."""
+"""Out-of-distribution injection: synthetic rows far from the data, carrying the attacker's labels.
+
+Why it matters: junk rows from a broken feed or a careless attacker stretch feature scales and bend the model
+at the edges; it is the easy case every outlier detector must catch. Adds ``rate * n`` rows at the end.
+Parameters: none. ``meta``: ``added_rows``.
+"""
 
 from __future__ import annotations
 
