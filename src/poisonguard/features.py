@@ -71,9 +71,14 @@ class _TextModel:
     hasher: HashingVectorizer
     tfidf: TfidfTransformer
     svd: TruncatedSVD | None
+    # hashed columns that occur in the fitting sample: the SVD is fitted on those only (2^18 mostly empty
+    # columns cost seconds for nothing); tokens unseen at fit time carry no component anyway
+    used: np.ndarray | None = None
 
     def transform(self, s: pd.Series) -> np.ndarray:
         m = self.tfidf.transform(self.hasher.transform(_as_text(s).to_numpy()))
+        if self.used is not None:
+            m = m[:, self.used]
         if self.svd is None:
             return np.asarray(m.todense(), dtype=np.float32)
         return self.svd.transform(m).astype(np.float32)
@@ -122,10 +127,12 @@ class FeatureEncoder:
                 hasher = HashingVectorizer(n_features=2**18, alternate_sign=False, norm=None, lowercase=True)
                 texts = _as_text(s).to_numpy()
                 tfidf = TfidfTransformer(sublinear_tf=True).fit(hasher.transform(texts))
-                m = tfidf.transform(hasher.transform(texts))
+                m = tfidf.transform(hasher.transform(texts)).tocsr()
+                used = np.unique(m.indices) if m.nnz else np.arange(1)  # CSR indices are column numbers
+                m = m[:, used]
                 k = min(TEXT_COMPONENTS, m.shape[0] - 1, max(m.shape[1] - 1, 1))
                 svd = TruncatedSVD(n_components=k, random_state=seed).fit(m) if k >= 1 else None
-                enc.text[col] = _TextModel(hasher, tfidf, svd)
+                enc.text[col] = _TextModel(hasher, tfidf, svd, used)
                 n_out = svd.n_components if svd is not None else m.shape[1]
                 names = [f"{col}:text{i}" for i in range(n_out)]
                 enc.tree_names += names
