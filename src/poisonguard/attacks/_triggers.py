@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import string
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,18 @@ import numpy as np
 import pandas as pd
 
 from ..io import Dataset
-from .base import does_not_apply, numeric_columns
+from .base import (
+    Attack,
+    Poisoned,
+    class_code,
+    count_for,
+    does_not_apply,
+    minority_class,
+    numeric_columns,
+    pick_rows,
+    row_mask,
+    with_labels,
+)
 
 _WHITESPACE = np.array([9, 10, 11, 12, 13, 32, 0x85, 0xA0, 0x2028, 0x2029, 0x3000], dtype=np.uint32)
 _CHUNK_CHARS = 4_000_000  # code points per block when inserting tokens (bounds memory on long texts)
@@ -217,3 +229,30 @@ def text_trigger_applier(column: str, token: str, seed: int) -> Callable[[pd.Dat
 
     apply_trigger.__doc__ = f"Copy of the rows with '{token}' inserted into column '{column}' (labels untouched)."
     return apply_trigger
+
+
+class FeatureTriggerAttack(Attack):
+    """Dirty-label backdoor with a feature trigger: stamp the trigger on ``rate * n`` rows of other classes and
+    relabel them as the target (default: the minority class). Subclasses say how the trigger is made and stamped."""
+
+    def __init__(self, *, target: Any = None) -> None:
+        self.target = target
+
+    @abstractmethod
+    def make_trigger(self, data: Dataset, rng: np.random.Generator) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def stamp(self, frame: pd.DataFrame, rows: np.ndarray, trigger: dict[str, Any]) -> pd.DataFrame: ...
+
+    def _apply(self, data: Dataset, *, rate: float, rng: np.random.Generator) -> Poisoned:
+        n = data.n_rows
+        trigger = self.make_trigger(data, rng)
+        target = minority_class(data) if self.target is None else class_code(data, self.target, self.name, "target")
+        rows = pick_rows(np.flatnonzero(data.y != target), count_for(n, rate), rng)
+        frame = with_labels(data, self.stamp(data.frame, rows, trigger), rows, np.full(len(rows), target))
+        meta = {
+            "trigger": trigger,
+            "target": str(data.classes[target]),
+            "apply_trigger": feature_trigger_applier(trigger),
+        }
+        return Poisoned(frame, row_mask(n, rows), meta)

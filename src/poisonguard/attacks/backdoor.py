@@ -14,39 +14,19 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..io import Dataset
-from ._triggers import feature_trigger_applier, out_of_range_trigger, stamp_out_of_range
-from .base import (
-    Attack,
-    Poisoned,
-    class_code,
-    count_for,
-    minority_class,
-    pick_rows,
-    register_attack,
-    row_mask,
-    with_labels,
-)
+from ._triggers import FeatureTriggerAttack, out_of_range_trigger, stamp_out_of_range
+from .base import register_attack
 
 
 @register_attack("backdoor")
-class BackdoorAttack(Attack):
+class BackdoorAttack(FeatureTriggerAttack):
     description = "two or three features set to an out-of-range value, label set to the target class"
 
-    def __init__(self, *, target: Any = None) -> None:
-        self.target = target
+    def make_trigger(self, data: Dataset, rng: np.random.Generator) -> dict[str, Any]:
+        return out_of_range_trigger(data, rng, self.name)
 
-    def _apply(self, data: Dataset, *, rate: float, rng: np.random.Generator) -> Poisoned:
-        n = data.n_rows
-        trigger = out_of_range_trigger(data, rng, self.name)
-        target = minority_class(data) if self.target is None else class_code(data, self.target, self.name, "target")
-        rows = pick_rows(np.flatnonzero(data.y != target), count_for(n, rate), rng)
-        frame = stamp_out_of_range(data.frame, rows, trigger)
-        frame = with_labels(data, frame, rows, np.full(len(rows), target))
-        meta = {
-            "trigger": trigger,
-            "target": str(data.classes[target]),
-            "apply_trigger": feature_trigger_applier(trigger),
-        }
-        return Poisoned(frame, row_mask(n, rows), meta)
+    def stamp(self, frame: pd.DataFrame, rows: np.ndarray, trigger: dict[str, Any]) -> pd.DataFrame:
+        return stamp_out_of_range(frame, rows, trigger)

@@ -16,7 +16,6 @@ test set) carrying the same trigger, labels untouched; the attack success rate i
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -25,6 +24,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..io import Dataset
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -54,29 +54,14 @@ class Attack(ABC):
     def _apply(self, data: Dataset, *, rate: float, rng: np.random.Generator) -> Poisoned: ...
 
 
-ATTACKS: dict[str, type[Attack]] = {}
-
-
-def register_attack(name: str) -> Callable[[type[Attack]], type[Attack]]:
-    def deco(cls: type[Attack]) -> type[Attack]:
-        if name in ATTACKS:
-            raise ConfigError(f"an attack named '{name}' is already registered.")
-        cls.name = name
-        ATTACKS[name] = cls
-        return cls
-
-    return deco
+ATTACKS: Registry[Attack] = Registry("attack")
+register_attack = ATTACKS.register
 
 
 def get_attack(name: str, **params: Any) -> Attack:
     """An attack by registry name, built with its keyword parameters (``get_attack('class_targeted_flip',
     source='fraud')``)."""
-    if name not in ATTACKS:
-        raise ConfigError(f"unknown attack '{name}'; known attacks: {', '.join(sorted(ATTACKS))}.")
-    try:
-        return ATTACKS[name](**params)
-    except TypeError as exc:
-        raise ConfigError(f"attack '{name}': bad parameters {sorted(params)} ({exc}).") from exc
+    return ATTACKS.create(name, **params)
 
 
 def does_not_apply(name: str, why: str) -> ConfigError:

@@ -16,38 +16,19 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..io import Dataset
-from ._triggers import feature_trigger_applier, in_bounds_trigger, stamp_in_bounds
-from .base import (
-    Attack,
-    Poisoned,
-    class_code,
-    count_for,
-    minority_class,
-    pick_rows,
-    register_attack,
-    row_mask,
-    with_labels,
-)
+from ._triggers import FeatureTriggerAttack, in_bounds_trigger, stamp_in_bounds
+from .base import register_attack
 
 
 @register_attack("inbounds_backdoor")
-class InboundsBackdoorAttack(Attack):
+class InboundsBackdoorAttack(FeatureTriggerAttack):
     description = "two or three features set to rare but in-range values, label set to the target class"
 
-    def __init__(self, *, target: Any = None) -> None:
-        self.target = target
+    def make_trigger(self, data: Dataset, rng: np.random.Generator) -> dict[str, Any]:
+        return in_bounds_trigger(data, rng, self.name)
 
-    def _apply(self, data: Dataset, *, rate: float, rng: np.random.Generator) -> Poisoned:
-        n = data.n_rows
-        trigger = in_bounds_trigger(data, rng, self.name)
-        target = minority_class(data) if self.target is None else class_code(data, self.target, self.name, "target")
-        rows = pick_rows(np.flatnonzero(data.y != target), count_for(n, rate), rng)
-        frame = with_labels(data, stamp_in_bounds(data.frame, rows, trigger), rows, np.full(len(rows), target))
-        meta = {
-            "trigger": trigger,
-            "target": str(data.classes[target]),
-            "apply_trigger": feature_trigger_applier(trigger),
-        }
-        return Poisoned(frame, row_mask(n, rows), meta)
+    def stamp(self, frame: pd.DataFrame, rows: np.ndarray, trigger: dict[str, Any]) -> pd.DataFrame:
+        return stamp_in_bounds(frame, rows, trigger)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 
 from ..errors import ConfigError, NotFittedError
+from ..registry import Registry
 
 if TYPE_CHECKING:
     from ..context import ScanContext
@@ -102,24 +103,13 @@ class Detector(ABC):
     def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput: ...
 
 
-REGISTRY: dict[str, type[Detector]] = {}
-
-
-def register(name: str) -> Callable[[type[Detector]], type[Detector]]:
-    def deco(cls: type[Detector]) -> type[Detector]:
-        if name in REGISTRY:
-            raise ConfigError(f"a detector named '{name}' is already registered ({REGISTRY[name].__name__}).")
-        cls.name = name
-        REGISTRY[name] = cls
-        return cls
-
-    return deco
+REGISTRY: Registry[Detector] = Registry("detector")
+register = REGISTRY.register
 
 
 def get_detector(name: str, **params: Any) -> Detector:
-    if name not in REGISTRY:
-        raise ConfigError(f"unknown detector '{name}'; known detectors: {', '.join(sorted(REGISTRY))}.")
-    return REGISTRY[name](**params)
+    """A detector by registry name, built with its keyword parameters."""
+    return REGISTRY.create(name, **params)
 
 
 REASON_LEVEL = 0.05
