@@ -204,7 +204,6 @@ def test_seed_and_fpr_reach_the_scan(invoke, clean_csv, tmp_path):
 
 
 def test_canaries_report_recall(invoke, clean_csv):
-    pytest.importorskip("poisonguard.canaries", reason="the canary module is not in this build yet")
     res = invoke("scan", clean_csv, "--label", "label", "--canaries", "--fail-on", "never")
     assert res.exit_code == 0, res.output
     assert "Canaries" in res.stdout
