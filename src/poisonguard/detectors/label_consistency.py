@@ -25,7 +25,7 @@ from ._text import fmt_prob, quote
 from .base import Detector, DetectorOutput, explain, positive_int, register
 
 MAX_TRAIN_ROWS = 250_000
-SINGLE_THREAD_ROWS = 50_000
+SINGLE_THREAD_CELLS = 2_000_000  # rows x columns below which one thread is faster
 
 
 def n_folds_for(n: int) -> int:
@@ -102,7 +102,7 @@ class LabelConsistencyDetector(Detector):
         weight = None
         # On small data OpenMP's fork/join costs more than it saves, and it degrades badly when other processes
         # share the CPU (CI runners, parallel tests): boost single-threaded there.
-        threads = 1 if ctx.n <= SINGLE_THREAD_ROWS else None
+        threads = 1 if ctx.n * ctx.tree_X.shape[1] <= SINGLE_THREAD_CELLS else None
         with (
             threadpool_limits(limits=threads, user_api="openmp"),
             ctx.progress.task("label model (cross-fitted boosting)", total=k * passes) as advance,
