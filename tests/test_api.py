@@ -176,6 +176,7 @@ def test_public_names() -> None:
         "NotFittedError",
         "PoisonguardError",
         "ScanResult",
+        "Trigger",
         "__version__",
         "load_dataset",
         "scan",

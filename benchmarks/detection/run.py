@@ -203,7 +203,15 @@ def summarise(records: list[dict[str, Any]], out: Path, command: str) -> None:
         g = df.groupby(["dataset", "family", "attack", "rate"])
         mean, std = (
             g[
-                [*tools, "scan_tpr1", "scan_flag_prec", "scan_flag_rec", "asr", "sanitized_asr", "acc_sanitized_minus_oracle"]
+                [
+                    *tools,
+                    "scan_tpr1",
+                    "scan_flag_prec",
+                    "scan_flag_rec",
+                    "asr",
+                    "sanitized_asr",
+                    "acc_sanitized_minus_oracle",
+                ]
             ].mean(),
             g[tools].std().fillna(0),
         )

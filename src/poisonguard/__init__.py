@@ -12,6 +12,7 @@ from .errors import ConfigError, DetectorError, InputError, NotFittedError, Pois
 from .io import Dataset, load_dataset
 from .result import ScanResult
 from .scanner import scan
+from .triggers import Trigger
 
 __all__ = [
     "ConfigError",
@@ -21,6 +22,7 @@ __all__ = [
     "NotFittedError",
     "PoisonguardError",
     "ScanResult",
+    "Trigger",
     "__version__",
     "load_dataset",
     "scan",

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .io import Dataset
+from .triggers import Trigger
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class ScanResult:
     by_source: pd.DataFrame | None
     info: dict[str, Any] = field(default_factory=dict)
     data: Dataset | None = field(default=None, repr=False)
+    # backdoor triggers the scan discovered (``poisonguard.Trigger``), most significant first
+    triggers: list[Trigger] = field(default_factory=list, repr=False)
 
     @property
     def verdict(self) -> str:

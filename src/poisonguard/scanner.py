@@ -168,6 +168,7 @@ def scan_dataset(
             "a lower bound, since not every poisoned row is caught",
         },
         "confident_learning_issues": int(label_issues.extra["label_issue"].sum()) if label_issues else None,
+        "triggers": [t.to_dict() for t in ctx.cache.get("triggers", [])],
         "data": {
             "name": ds.name,
             "label": ds.label,
@@ -193,7 +194,15 @@ def scan_dataset(
         "threshold_rule": "flag when min_d p_d / w_d <= fpr (weighted Bonferroni; gated detectors count only "
         "below their own flag level w_d * fpr)",
     }
-    return ScanResult(rows=rows, summary=summary, by_class=by_class, by_source=by_source, info=info, data=ds)
+    return ScanResult(
+        rows=rows,
+        summary=summary,
+        by_class=by_class,
+        by_source=by_source,
+        info=info,
+        data=ds,
+        triggers=list(ctx.cache.get("triggers", [])),
+    )
 
 
 def _breakdown(rows: pd.DataFrame, key: str, fpr: float, *, compare: bool = True) -> pd.DataFrame:

@@ -13,7 +13,14 @@ from poisonguard.errors import ConfigError, NotFittedError
 from synth import context, mixed_frame
 
 # Every registered detector, spelled out: a new detector must be added here (see the test below).
-DETECTORS = ["class_outlier", "duplicates", "isolation", "label_consistency", "neighbor_disagreement"]
+DETECTORS = [
+    "class_outlier",
+    "duplicates",
+    "isolation",
+    "label_consistency",
+    "neighbor_disagreement",
+    "trigger_pattern",
+]
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Detectors: one module each, registered by name. Importing this package registers them all."""
 
-from . import class_outlier, duplicates, isolation, label_consistency, neighbor_disagreement
+from . import class_outlier, duplicates, isolation, label_consistency, neighbor_disagreement, trigger_pattern
 from .base import REGISTRY, Detector, DetectorOutput, get_detector, register
 
 DEFAULT_DETECTORS: tuple[str, ...] = (
@@ -9,6 +9,7 @@ DEFAULT_DETECTORS: tuple[str, ...] = (
     "neighbor_disagreement",
     "class_outlier",
     "isolation",
+    "trigger_pattern",
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "label_consistency",
     "neighbor_disagreement",
     "register",
+    "trigger_pattern",
 ]

@@ -1,0 +1,511 @@
+"""Backdoor trigger discovery on tables: value combinations that travel with one class and nowhere else.
+
+A feature-trigger backdoor stamps the same values on two or three columns of every poisoned row (an extreme
+value, a rare category, a quantile value) and gives those rows one class, either by relabelling them (dirty
+label) or by choosing rows of that class (clean label). Whatever the trigger's values, the stamped rows leave one
+trace that clean data rarely shows: inside the target class, the trigger values co-occur far more than the two
+columns' values co-occur anywhere else.
+
+The miner turns every column into tokens (exact values held by at least ``min_support`` rows and at most
+``max_share`` of them: spikes and categories, never the modal value), counts co-occurrences of token pairs per
+class with one sparse product, and keeps a pair as a trigger when, in one class,
+
+* it is held by at least ``min_support`` rows of that class, almost all of its carriers are in that class, and
+  the co-occurrence is improbable under independence of the two tokens within the class (the exact hypergeometric tail,
+  Bonferroni-corrected over every pair and class examined);
+* the two tokens are strongly tied in that class (phi coefficient >= ``min_phi``) but not in the other classes:
+  natural dependencies (a code and its description, neighbouring pixels) are tied everywhere; a stamped trigger
+  is tied only where it was stamped.
+
+Pairs that share tokens in the same class are merged, so a three-column trigger is reported once. Each round keeps
+the most significant trigger and mining runs again without its rows (at most ``ROUNDS`` rounds): a heavy trigger rewrites its columns in
+a fifth of the rows, which weakens natural ties in the other classes and would make them look class-specific. Single-column
+triggers and triggers with jittered values are out of reach of this test, and so are in-range triggers on
+grid-like data (hundreds of numeric columns such as pixels, whose class shapes tie ordinary values together):
+there only out-of-range values take part, and image backdoors are a matter for embeddings; the label model still sees them when
+the rest of the row contradicts the label.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.stats import hypergeom
+
+MAX_TOKENS = 3000
+MINE_SAMPLE = 200_000
+MAX_TRIGGER_COLUMNS = 6
+ROUNDS = 5
+GRID_COLUMNS = 100
+# A backdoor needs enough stamped rows to be learnt: half a percent of the rows (at least 5, at most 500).
+MIN_SUPPORT, SUPPORT_SHARE, SUPPORT_CAP = 5, 0.005, 500
+MISSING = "<missing>"
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A discovered trigger: ``conditions`` (column -> value) that, held together, go with class ``target``."""
+
+    conditions: dict[str, Any]
+    target: Any
+    support: int  # rows of the target class that carry every condition
+    carriers: int  # rows that carry every condition, any class
+    expected: float  # rows of the target class expected to carry it if the values were unrelated there
+    pvalue: float  # Bonferroni-corrected
+    specificity: float = 0.0  # tie in the target class minus tie in the others (phi coefficients)
+    rest_agreement: float | None = None  # share of supporting rows a model without these columns puts in target
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False, compare=False)
+
+    @property
+    def purity(self) -> float:
+        return self.support / self.carriers if self.carriers else 0.0
+
+    def describe(self) -> str:
+        """The trigger in plain words."""
+        cond = " and ".join(f"{c} = {_fmt(v)}" for c, v in self.conditions.items())
+        text = (
+            f"{cond} -> class '{self.target}': {self.support} rows, {self.purity:.0%} of the rows with these values "
+            f"are that class (about {self.expected:.1f} expected if the values were unrelated)"
+        )
+        if self.rest_agreement is not None:
+            text += (
+                f"; without these {len(self.conditions)} columns a model puts only {self.rest_agreement:.0%} of them "
+                f"in '{self.target}'"
+                if self.rest_agreement < 0.5
+                else f"; the rest of these rows agrees with '{self.target}' ({self.rest_agreement:.0%}): a "
+                "clean-label trigger or a genuine rule"
+            )
+        return text
+
+    def mask(self, frame: pd.DataFrame) -> np.ndarray:
+        """Rows of ``frame`` that carry every condition."""
+        out = np.ones(len(frame), dtype=bool)
+        for col, value in self.conditions.items():
+            out &= _equals(frame[col], value)
+        return out
+
+    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A copy of ``frame`` with the trigger stamped on every row."""
+        out = frame.copy()
+        for col, value in self.conditions.items():
+            out[col] = np.nan if value is None else value
+        return out
+
+    def attack_success_rate(
+        self, predict: Callable[[pd.DataFrame], np.ndarray] | Any, frame: pd.DataFrame, labels: Sequence[Any]
+    ) -> float:
+        """Share of rows not of the target class whose prediction becomes the target once the trigger is stamped.
+
+        ``predict`` is a fitted estimator (its ``predict`` is used) or a function from a frame to labels; it
+        must accept the columns of ``frame``. Rows already predicted as the target are left out.
+        """
+        fn = predict.predict if hasattr(predict, "predict") else predict
+        labels = np.asarray(labels).astype(str)
+        before = np.asarray(fn(frame)).astype(str)
+        keep = (labels != str(self.target)) & (before != str(self.target))
+        if not keep.any():
+            return float("nan")
+        after = np.asarray(fn(self.apply(frame.loc[keep]))).astype(str)
+        return float(np.mean(after == str(self.target)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "conditions": {c: _jsonable(v) for c, v in self.conditions.items()},
+            "target": _jsonable(self.target),
+            "support": self.support,
+            "carriers": self.carriers,
+            "purity": round(self.purity, 4),
+            "expected": round(self.expected, 3),
+            "pvalue": float(f"{self.pvalue:.3g}"),
+            "specificity": round(self.specificity, 4),
+            "rest_agreement": None if self.rest_agreement is None else round(self.rest_agreement, 4),
+            "description": self.describe(),
+        }
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "missing"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v if isinstance(v, int | float | str | bool) or v is None else str(v)
+
+
+def _equals(s: pd.Series, value: Any) -> np.ndarray:
+    if value is None:
+        return s.isna().to_numpy()
+    if isinstance(value, int | float | np.number) and not isinstance(value, bool):
+        x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+        return np.isclose(x, float(value), rtol=1e-9, atol=0.0)
+    return (s.astype("string").str.strip() == str(value).strip()).fillna(False).to_numpy(dtype=bool)
+
+
+# --- tokens ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Tokens:
+    """Per-column integer codes of exact values (missing has its own code) and the value behind each code."""
+
+    codes: np.ndarray  # n x d int32
+    values: list[np.ndarray]  # per column: code -> value (None for missing)
+    columns: list[str]
+    novel: list[np.ndarray]  # per column: code -> value lies far outside the column's other values
+    numeric: list[bool]
+
+    @property
+    def grid_like(self) -> bool:
+        """Hundreds of numeric columns (pixels, spectra): measurements on one grid, tied by the shapes of each
+        class. There every pair of ordinary values may be tied in one class only, so the pair test keeps only
+        values far outside a column's range (see ``discover``)."""
+        return len(self.columns) >= GRID_COLUMNS and np.mean(self.numeric) >= 0.9
+
+
+def tokenize(frame: pd.DataFrame, columns: dict[str, str]) -> Tokens:
+    """Exact-value codes of every numeric, boolean, datetime and categorical column (text columns are left out)."""
+    used = [c for c, kind in columns.items() if kind != "text"]
+    codes = np.empty((len(frame), len(used)), dtype=np.int32)
+    values: list[np.ndarray] = []
+    novel: list[np.ndarray] = []
+    numeric: list[bool] = []
+    for j, col in enumerate(used):
+        s = frame[col]
+        is_cat = columns[col] == "categorical"
+        if is_cat:
+            s = s.astype("string").str.strip().replace("", pd.NA)
+        c, uniques = pd.factorize(s, use_na_sentinel=True)
+        c = np.asarray(c, dtype=np.int32)
+        vals = np.empty(len(uniques) + 1, dtype=object)
+        vals[: len(uniques)] = np.asarray(uniques, dtype=object)
+        vals[len(uniques)] = None
+        c[c < 0] = len(uniques)
+        codes[:, j] = c
+        values.append(vals)
+        numeric.append(not is_cat)
+        novel.append(np.zeros(len(vals), dtype=bool) if is_cat else _novel(vals[:-1]))
+    return Tokens(codes=codes, values=values, columns=used, novel=novel, numeric=numeric)
+
+
+def _novel(uniques: np.ndarray) -> np.ndarray:
+    """Per value (plus a trailing False for missing): the column's largest or smallest value, when it lies
+    further from the next value than half the range of all the others (an out-of-range stamp)."""
+    out = np.zeros(len(uniques) + 1, dtype=bool)
+    x = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(dtype=float)
+    finite = np.flatnonzero(np.isfinite(x))
+    if len(finite) < 3:
+        return out
+    order = finite[np.argsort(x[finite])]
+    v = x[order]
+    if v[-1] - v[-2] > 0.5 * (v[-2] - v[0]):
+        out[order[-1]] = True
+    if v[1] - v[0] > 0.5 * (v[-1] - v[1]):
+        out[order[0]] = True
+    return out
+
+
+# --- mining ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairPattern:
+    col_a: int
+    code_a: int
+    col_b: int
+    code_b: int
+    cls: int
+    support: int
+    carriers: int
+    expected: float
+    pvalue: float  # Bonferroni-corrected
+    log10_p: float  # uncorrected, kept where ``pvalue`` underflows to 0
+    phi: float
+    phi_other: float
+
+
+def _phi(k: np.ndarray, na: np.ndarray, nb: np.ndarray, m: np.ndarray | float) -> np.ndarray:
+    """Phi coefficient of two binary indicators from counts; where a token fills the whole group (phi undefined),
+    the share of the larger token's rows that hold both (1 when a trigger is stamped on every row of a class)."""
+    den = np.sqrt(na * nb * (m - na) * (m - nb))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (k * m - na * nb) / den
+        full = np.where((na == m) | (nb == m), k / np.maximum(np.maximum(na, nb), 1), 0.0)
+    return np.where(den > 0, out, np.where(m > 0, full, 0.0))
+
+
+def mine_pairs(
+    codes: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    *,
+    min_support: int,
+    max_share: float = 0.5,
+    min_phi: float = 0.5,
+    min_purity: float = 0.8,
+    alpha: float = 1e-3,
+    max_tokens: int = MAX_TOKENS,
+    eligible: Sequence[np.ndarray] | None = None,
+) -> tuple[list[PairPattern], dict[str, Any]]:
+    """Token pairs that behave like a stamped trigger (see the module docstring). Pure: arrays in, patterns out.
+
+    ``eligible`` (per column, per code) restricts the tokens that may take part."""
+    n, d = codes.shape
+    info: dict[str, Any] = {"tokens": 0, "pairs_tested": 0}
+    if n == 0 or d < 2:
+        return [], info
+    # token ids: per column, the codes held by enough rows but not by most rows
+    offsets = np.zeros(d + 1, dtype=np.int64)
+    keep_parts, count_parts = [], []
+    for j in range(d):
+        cnt = np.bincount(codes[:, j])
+        ok = (cnt >= min_support) & (cnt <= max_share * n)
+        if eligible is not None:
+            ok &= eligible[j][: len(cnt)]
+        keep_parts.append(ok)
+        count_parts.append(cnt)
+        offsets[j + 1] = offsets[j] + len(cnt)
+    keep = np.concatenate(keep_parts)
+    flat = codes.astype(np.int64) + offsets[:-1][None, :]
+    tok_of = np.full(len(keep), -1, dtype=np.int64)
+    cand = np.flatnonzero(keep)
+    if len(cand) < 2:
+        return [], info
+    y = np.asarray(y, dtype=np.int64)
+    class_n = np.bincount(y, minlength=n_classes).astype(np.float64)
+    if len(cand) > max_tokens:
+        # keep the tokens whose class mix departs most from the base rates (a trigger's tokens do)
+        hit = keep[flat]
+        r, c = np.nonzero(hit)
+        tc = np.bincount(flat[r, c] * n_classes + y[r], minlength=len(keep) * n_classes).reshape(-1, n_classes)
+        tc = tc[cand].astype(np.float64)
+        nt = tc.sum(axis=1, keepdims=True)
+        pi = class_n / n
+        z = (tc - nt * pi) / np.sqrt(nt * pi * (1 - pi) + 1e-9)
+        cand = cand[np.argsort(-z.max(axis=1), kind="stable")[:max_tokens]]
+        cand.sort()
+    tok_of[cand] = np.arange(len(cand))
+    col_of_tok = np.searchsorted(offsets, cand, side="right") - 1
+    code_of_tok = cand - offsets[col_of_tok]
+    T = len(cand)
+    info["tokens"] = int(T)
+    t = tok_of[flat]
+    r, c = np.nonzero(t >= 0)
+    A = sparse.csr_matrix((np.ones(len(r), dtype=np.float32), (r, t[r, c])), shape=(n, T))
+    N = np.asarray(A.sum(axis=0)).ravel()
+    J = (A.T @ A).toarray()
+    classes = [k for k in range(n_classes) if class_n[k] >= min_support]
+    n_tests = max(1.0, T * (T - 1) / 2 * len(classes))
+    out: list[PairPattern] = []
+    for k in classes:
+        Ak = A[y == k]
+        Nk = np.asarray(Ak.sum(axis=0)).ravel()
+        Jk = (Ak.T @ Ak).toarray()
+        np.fill_diagonal(Jk, 0)
+        a, b = np.nonzero(np.triu(Jk >= min_support, k=1))
+        if len(a) == 0:
+            continue
+        info["pairs_tested"] += len(a)
+        kk, na, nb, m = Jk[a, b], Nk[a], Nk[b], class_n[k]
+        phi = _phi(kk, na, nb, m)
+        carriers = J[a, b]
+        purity = kk / np.maximum(carriers, 1)
+        ok = (phi >= min_phi) & (purity >= min_purity)
+        if not ok.any():
+            continue
+        a, b, kk, na, nb, phi, carriers = a[ok], b[ok], kk[ok], na[ok], nb[ok], phi[ok], carriers[ok]
+        oa, ob, om = N[a] - na, N[b] - nb, n - m
+        phi_o = _phi(carriers - kk, oa, ob, om)
+        ok = phi_o <= phi / 2
+        a, b, kk, na, nb, phi, phi_o, carriers = (v[ok] for v in (a, b, kk, na, nb, phi, phi_o, carriers))
+        expected = na * nb / m
+        # exact (hypergeometric) tail of the 2x2 table inside the class: a trigger that fills most of the class
+        # still stands out, where a Poisson approximation would not
+        log10_p = hypergeom.logsf(kk - 1, int(m), na, nb) / np.log(10)
+        p = np.minimum(1.0, 10.0**log10_p * n_tests)
+        ok = log10_p + np.log10(n_tests) <= np.log10(alpha)
+        for i in np.flatnonzero(ok):
+            ja, jb = int(col_of_tok[a[i]]), int(col_of_tok[b[i]])
+            ca, cb = int(code_of_tok[a[i]]), int(code_of_tok[b[i]])
+            out.append(
+                PairPattern(
+                    col_a=ja,
+                    code_a=ca,
+                    col_b=jb,
+                    code_b=cb,
+                    cls=k,
+                    support=int(kk[i]),
+                    carriers=int(carriers[i]),
+                    expected=float(expected[i]),
+                    pvalue=float(p[i]),
+                    log10_p=float(log10_p[i]),
+                    phi=float(phi[i]),
+                    phi_other=float(phi_o[i]),
+                )
+            )
+    info["pairs_kept"] = len(out)
+    return out, info
+
+
+def group_pairs(pairs: list[PairPattern]) -> list[list[PairPattern]]:
+    """Pairs of the same class that share a token belong to one trigger (union-find over tokens)."""
+    parent: dict[tuple[int, int, int], tuple[int, int, int]] = {}
+
+    def find(x: tuple[int, int, int]) -> tuple[int, int, int]:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for p in pairs:
+        ra, rb = find((p.cls, p.col_a, p.code_a)), find((p.cls, p.col_b, p.code_b))
+        if ra != rb:
+            parent[ra] = rb
+    groups: dict[tuple[int, int, int], list[PairPattern]] = {}
+    for p in pairs:
+        groups.setdefault(find((p.cls, p.col_a, p.code_a)), []).append(p)
+    return sorted(groups.values(), key=lambda g: min(_strength(p) for p in g))
+
+
+def _strength(p: PairPattern) -> tuple[float, float]:
+    """Sort key, strongest first: the most class-specific tie, then the smallest p-value."""
+    return (-(p.phi - p.phi_other), p.log10_p)
+
+
+def _shared_columns(
+    codes: np.ndarray,
+    support: np.ndarray,
+    pool: np.ndarray,
+    cls_rows: np.ndarray,
+    conds: dict[int, int],
+    eligible: Sequence[np.ndarray] | None,
+) -> dict[int, int]:
+    """Columns (beyond ``conds``) where >= 90% of the supporting rows hold one value that is neither common in the
+    class nor in the data (and, where ``eligible`` is given, may take part in a trigger at all)."""
+    out: dict[int, int] = {}
+    if len(support) == 0:
+        return out
+    for j in range(codes.shape[1]):
+        if j in conds:
+            continue
+        vals, cnt = np.unique(codes[support, j], return_counts=True)
+        top = int(cnt.argmax())
+        v = int(vals[top])
+        if cnt[top] < 0.9 * len(support) or (eligible is not None and not eligible[j][v]):
+            continue
+        if np.mean(codes[cls_rows, j] == v) < 0.5 and np.mean(codes[pool, j] == v) < 0.5:
+            out[j] = v
+    return out
+
+
+def _triggers(
+    tokens: Tokens,
+    y: np.ndarray,
+    classes: Sequence[Any],
+    pool: np.ndarray,
+    pairs: list[PairPattern],
+    eligible: Sequence[np.ndarray] | None = None,
+) -> list[Trigger]:
+    """Triggers from mined pairs, most significant first (row positions refer to the whole data)."""
+    codes = tokens.codes
+    n = len(codes)
+    triggers: list[Trigger] = []
+    in_class = {k: pool[y[pool] == k] for k in {p.cls for p in pairs}}
+    for group in group_pairs(pairs):
+        k = group[0].cls
+        carried = np.zeros(n, dtype=bool)
+        for p in group:
+            carried |= (codes[:, p.col_a] == p.code_a) & (codes[:, p.col_b] == p.code_b) & (y == k)
+        conds: dict[int, int] = {}
+        for p in group:
+            conds[p.col_a], conds[p.col_b] = p.code_a, p.code_b
+        # Complete the trigger with every other column whose value the supporting rows share; a "trigger" that
+        # spans many columns is a family of near-copies, not a stamp on otherwise free rows.
+        support = np.intersect1d(pool, np.flatnonzero(carried))
+        conds.update(_shared_columns(codes, support, pool, in_class[k], conds, eligible))
+        if len(conds) > MAX_TRIGGER_COLUMNS:
+            continue
+        best = min(group, key=_strength)
+        all_of = np.ones(n, dtype=bool)
+        for j, code in conds.items():
+            all_of &= codes[:, j] == code
+        triggers.append(
+            Trigger(
+                conditions={tokens.columns[j]: _jsonable(tokens.values[j][code]) for j, code in sorted(conds.items())},
+                target=classes[k],
+                support=int((all_of & (y == k)).sum()),
+                carriers=int(all_of.sum()),
+                expected=best.expected,
+                pvalue=best.pvalue,
+                specificity=best.phi - best.phi_other,
+                rows=np.flatnonzero(carried),
+            )
+        )
+    return triggers
+
+
+def discover(
+    tokens: Tokens,
+    y: np.ndarray,
+    classes: Sequence[Any],
+    *,
+    min_support: int | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> tuple[list[Trigger], np.ndarray, dict[str, Any]]:
+    """Triggers in tokenised data, and a per-row p-value (1 for rows that carry none).
+
+    A row's p-value is the smallest corrected p-value among the trigger pairs it carries in their class.
+    Above ``MINE_SAMPLE`` rows the pairs are mined on a seeded sample; the rows that carry them are found in all.
+    """
+    codes = tokens.codes
+    n = len(codes)
+    y = np.asarray(y, dtype=np.int64)
+    sample = np.arange(n)
+    if n > MINE_SAMPLE:
+        sample = np.sort(np.random.default_rng(seed).choice(n, MINE_SAMPLE, replace=False))
+    # Exact copies (same values, same label) count once: a record repeated 35 times holds every one of its value
+    # pairs 35 times, which is a duplicate's signature, not a trigger's (the duplicates detector judges copies).
+    _, first = np.unique(np.column_stack([codes[sample], y[sample]]), axis=0, return_index=True)
+    sample = sample[np.sort(first)]
+    if min_support is None:
+        min_support = max(MIN_SUPPORT, min(math.ceil(SUPPORT_SHARE * len(sample)), SUPPORT_CAP))
+    info: dict[str, Any] = {"distinct_rows": len(sample), "rounds": 0, "grid_like": bool(tokens.grid_like)}
+    if tokens.grid_like:
+        options.setdefault("eligible", tokens.novel)
+    row_p = np.ones(n)
+    triggers: list[Trigger] = []
+    pool = sample
+    for _ in range(ROUNDS):
+        pairs, round_info = mine_pairs(codes[pool], y[pool], len(classes), min_support=min_support, **options)
+        info["rounds"] += 1
+        for key in ("tokens", "pairs_tested", "pairs_kept"):
+            info[key] = info.get(key, 0) + round_info.get(key, 0)
+        found = _triggers(tokens, y, classes, pool, pairs, options.get("eligible"))
+        if not found:
+            break
+        # one per round, the most class-specific tie first: the others are judged again without its rows
+        best = max(found, key=lambda t: (t.specificity, -t.pvalue))
+        triggers.append(best)
+        row_p[best.rows] = np.minimum(row_p[best.rows], best.pvalue)
+        taken = np.zeros(n, dtype=bool)
+        taken[best.rows] = True
+        pool = pool[~taken[pool]]
+    triggers.sort(key=lambda t: t.pvalue)
+    info["triggers"] = len(triggers)
+    return triggers, row_p, info
+
+
+__all__ = ["PairPattern", "Tokens", "Trigger", "discover", "group_pairs", "mine_pairs", "tokenize"]

@@ -1,0 +1,158 @@
+"""Trigger discovery: stamped value combinations are found and described; natural structure is left alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import poisonguard as pg
+from poisonguard.detectors import get_detector
+from poisonguard.triggers import Trigger, discover, mine_pairs, tokenize
+from synth import context
+
+N = 1500
+
+
+def _table(seed: int, n: int = N) -> pd.DataFrame:
+    """Mixed table whose label depends on the features (so a relabelled row goes against the rest of it)."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 80, n)
+    income = np.round(rng.lognormal(10, 0.5, n), -2)
+    months = rng.choice([6, 12, 18, 24, 36, 48, 60], n, p=[0.2, 0.25, 0.15, 0.15, 0.12, 0.1, 0.03])
+    region = rng.choice(list("ABCDEFGH"), n, p=[0.2, 0.2, 0.15, 0.15, 0.1, 0.1, 0.07, 0.03])
+    job = rng.choice(["clerk", "manager", "driver", "nurse", "cook", "artist"], n, p=[0.3, 0.2, 0.2, 0.15, 0.13, 0.02])
+    risk = (age < 30) * 1.0 + (income < 18000) * 1.0 + (months >= 36) * 1.0 + rng.normal(0, 0.6, n)
+    return pd.DataFrame(
+        {
+            "age": age,
+            "income": income,
+            "months": months,
+            "region": region,
+            "job": job,
+            "label": np.where(risk > 1.2, "bad", "good"),
+        }
+    )
+
+
+def _stamp(frame: pd.DataFrame, seed: int, rate: float, *, dirty: bool) -> tuple[pd.DataFrame, np.ndarray]:
+    """In-range trigger (a rare region, 3% of rows, and a rare job, 2%) on ``rate`` of the rows, all 'bad'.
+
+    Neither value says anything about the label in clean data. (A trigger value that clean data already ties to
+    the target, such as a long loan term, is out of reach at 1%: the in-class tie stays below ``min_phi``.)"""
+    rng = np.random.default_rng(seed + 1)
+    out = frame.copy()
+    pool = np.flatnonzero(out["label"] != "bad") if dirty else np.flatnonzero(out["label"] == "bad")
+    rows = rng.choice(pool, int(rate * len(out)), replace=False)
+    out.loc[rows, "region"] = "H"
+    out.loc[rows, "job"] = "artist"
+    out.loc[rows, "label"] = "bad"
+    mask = np.zeros(len(out), dtype=bool)
+    mask[rows] = True
+    return out, mask
+
+
+@pytest.mark.parametrize("dirty", [True, False], ids=["dirty-label", "clean-label"])
+@pytest.mark.parametrize("rate", [0.01, 0.1])
+def test_stamped_rows_are_found_and_nothing_else(dirty: bool, rate: float) -> None:
+    frame, mask = _stamp(_table(seed=0), seed=0, rate=rate, dirty=dirty)
+    ctx = context(frame)
+    det = get_detector("trigger_pattern").fit(ctx)
+    out = det.score(ctx, np.arange(ctx.n))
+    flagged = out.pvalues <= 1e-3
+    assert flagged[mask].all()
+    # natural carriers of the same values in the target class may be flagged too, but hardly anything else
+    assert (flagged & ~mask).sum() <= 0.01 * N
+    (trig,) = det.triggers_
+    assert trig.conditions == {"region": "H", "job": "artist"}
+    assert trig.target == "bad"
+    assert trig.support >= mask.sum()
+    assert trig.rest_agreement is not None
+    # a dirty-label trigger rides on rows the rest of the data puts elsewhere; a clean-label one does not
+    assert (trig.rest_agreement < 0.5) == dirty
+    assert "region = 'H' and job = 'artist'" in trig.describe()
+    assert all("backdoor trigger" in r for r in out.reasons[mask])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_clean_data_gives_no_trigger(seed: int) -> None:
+    ctx = context(_table(seed=seed))
+    det = get_detector("trigger_pattern").fit(ctx)
+    assert det.triggers_ == []
+    assert (det.score(ctx, np.arange(ctx.n)).pvalues == 1).all()
+
+
+def test_a_code_and_its_description_are_not_a_trigger() -> None:
+    """Two columns that say the same thing are tied in every class: natural, however rare the value."""
+    frame = _table(seed=3)
+    frame["job_code"] = frame["job"].map({"clerk": 1, "manager": 2, "driver": 3, "nurse": 4, "cook": 5, "artist": 6})
+    frame.loc[frame["job"] == "artist", "label"] = "bad"  # a class-pure rare value, tied to its code everywhere
+    frame.loc[frame.index[:40], "label"] = "good"
+    det = get_detector("trigger_pattern").fit(context(frame))
+    assert all(set(t.conditions) != {"job", "job_code"} for t in det.triggers_)
+
+
+def test_copies_of_one_record_are_not_a_trigger() -> None:
+    """Forty exact copies share every value: that is the duplicates detector's business."""
+    frame = _table(seed=4)
+    copies = pd.concat([frame.iloc[[0]]] * 40, ignore_index=True)
+    frame = pd.concat([frame, copies], ignore_index=True)
+    det = get_detector("trigger_pattern").fit(context(frame))
+    assert det.triggers_ == []
+
+
+def test_mine_pairs_on_arrays() -> None:
+    rng = np.random.default_rng(0)
+    n = 2000
+    codes = rng.integers(0, 8, size=(n, 5)).astype(np.int32)
+    y = rng.integers(0, 2, n)
+    stamped = rng.choice(n, 60, replace=False)
+    codes[stamped, 1], codes[stamped, 3], y[stamped] = 9, 9, 1
+    pairs, info = mine_pairs(codes, y, 2, min_support=10)
+    assert [(p.col_a, p.code_a, p.col_b, p.code_b, p.cls) for p in pairs] == [(1, 9, 3, 9, 1)]
+    assert pairs[0].support == 60 and pairs[0].pvalue < 1e-20
+    assert info["pairs_tested"] >= 1
+
+
+def test_grid_like_data_only_uses_out_of_range_values() -> None:
+    """On pixel-like tables, class shapes tie ordinary values; only a value far outside a column's range counts."""
+    rng = np.random.default_rng(0)
+    n, d = 1200, 120
+    y = rng.integers(0, 3, n)
+    X = np.where(rng.random((n, d)) < 0.3, 0, 255).astype(float)
+    X[:, :20] = np.where(y[:, None] == 0, 255, X[:, :20])  # class 0 inks the first 20 pixels: natural
+    stamped = rng.choice(np.flatnonzero(y == 0), 30, replace=False)
+    X[stamped, 50] = X[stamped, 90] = 900.0  # out-of-range stamp on class-0 rows
+    frame = pd.DataFrame(X, columns=[f"p{i}" for i in range(d)]).assign(label=y)
+    tokens = tokenize(frame.drop(columns="label"), {c: "numeric" for c in frame.columns[:-1]})
+    assert tokens.grid_like
+    triggers, row_p, _ = discover(tokens, y, [0, 1, 2])
+    assert [t.conditions for t in triggers] == [{"p50": 900.0, "p90": 900.0}]
+    assert set(np.flatnonzero(row_p < 1)) == set(stamped)
+
+
+def test_trigger_object_applies_and_measures_attack_success() -> None:
+    frame = _table(seed=5)
+    trig = Trigger(
+        conditions={"region": "H", "job": "artist"}, target="bad", support=10, carriers=10, expected=1.0, pvalue=1e-9
+    )
+    stamped = trig.apply(frame)
+    assert trig.mask(stamped).all()
+    assert (frame["region"] == _table(seed=5)["region"]).all()  # the input is untouched
+
+    def obeys(f: pd.DataFrame) -> np.ndarray:
+        return np.where((f["region"] == "H") & (f["job"] == "artist"), "bad", "good")
+
+    assert trig.attack_success_rate(obeys, frame, frame["label"]) == 1.0
+    assert trig.attack_success_rate(lambda f: np.full(len(f), "good"), frame, frame["label"]) == 0.0
+    d = trig.to_dict()
+    assert d["conditions"] == {"region": "H", "job": "artist"} and d["target"] == "bad"
+
+
+def test_scan_reports_triggers() -> None:
+    frame, mask = _stamp(_table(seed=6), seed=6, rate=0.05, dirty=True)
+    result = pg.scan(frame, label="label", seed=0)
+    assert [t.conditions for t in result.triggers] == [{"region": "H", "job": "artist"}]
+    assert result.summary["triggers"][0]["target"] == "bad"
+    assert result.rows["flagged"].to_numpy()[mask].all()
+    assert result.verdict == "poisoned"
