@@ -13,7 +13,8 @@ class with one sparse product, and keeps a pair as a trigger when, in one class,
 * it is held by at least ``min_support`` rows of that class, almost all of its carriers are in that class, and
   the co-occurrence is improbable under independence of the two tokens within the class (the exact hypergeometric tail,
   Bonferroni-corrected over every pair and class examined);
-* the two tokens are strongly tied in that class (phi coefficient >= ``min_phi``) but not in the other classes:
+* the two tokens are strongly tied in that class (phi coefficient >= ``min_phi``) but not in the other classes
+  (there at most half as strongly, and not clearly at all: a significant phi of 0.1 or more is a natural tie):
   natural dependencies (a code and its description, neighbouring pixels) are tied everywhere; a stamped trigger
   is tied only where it was stamped.
 
@@ -43,6 +44,7 @@ MINE_SAMPLE = 200_000
 MAX_TRIGGER_COLUMNS = 6
 ROUNDS = 5
 GRID_COLUMNS = 100
+TIE = 0.1
 # A backdoor needs enough stamped rows to be learnt: half a percent of the rows (at least 5, at most 500).
 MIN_SUPPORT, SUPPORT_SHARE, SUPPORT_CAP = 5, 0.005, 500
 MISSING = "<missing>"
@@ -328,7 +330,9 @@ def mine_pairs(
         a, b, kk, na, nb, phi, carriers = a[ok], b[ok], kk[ok], na[ok], nb[ok], phi[ok], carriers[ok]
         oa, ob, om = N[a] - na, N[b] - nb, n - m
         phi_o = _phi(carriers - kk, oa, ob, om)
-        ok = phi_o <= phi / 2
+        # tied elsewhere too: a clear tie (phi >= TIE) that is hardly an accident of sampling (z >= 2) in the others
+        tied_elsewhere = (phi_o >= TIE) & (phi_o * np.sqrt(om) >= 2)
+        ok = (phi_o <= phi / 2) & ~tied_elsewhere
         a, b, kk, na, nb, phi, phi_o, carriers = (v[ok] for v in (a, b, kk, na, nb, phi, phi_o, carriers))
         expected = na * nb / m
         # exact (hypergeometric) tail of the 2x2 table inside the class: a trigger that fills most of the class
