@@ -198,24 +198,27 @@ def tokenize(frame: pd.DataFrame, columns: dict[str, str]) -> Tokens:
         codes[:, j] = c
         values.append(vals)
         numeric.append(not is_cat)
-        novel.append(np.zeros(len(vals), dtype=bool) if is_cat else _novel(vals[:-1]))
+        novel.append(
+            np.zeros(len(vals), dtype=bool) if is_cat else _novel(vals[:-1], np.bincount(c, minlength=len(vals)))
+        )
     return Tokens(codes=codes, values=values, columns=used, novel=novel, numeric=numeric)
 
 
-def _novel(uniques: np.ndarray) -> np.ndarray:
-    """Per value (plus a trailing False for missing): the column's largest or smallest value, when it lies
-    further from the next value than half the range of all the others (an out-of-range stamp)."""
+def _novel(uniques: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per value (plus a trailing False for missing): the column's largest or smallest value, when it lies more
+    than two standard deviations of the other rows beyond all of them (an out-of-range stamp)."""
     out = np.zeros(len(uniques) + 1, dtype=bool)
     x = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(dtype=float)
     finite = np.flatnonzero(np.isfinite(x))
     if len(finite) < 3:
         return out
     order = finite[np.argsort(x[finite])]
-    v = x[order]
-    if v[-1] - v[-2] > 0.5 * (v[-2] - v[0]):
-        out[order[-1]] = True
-    if v[1] - v[0] > 0.5 * (v[-1] - v[1]):
-        out[order[0]] = True
+    v, w = x[order], counts[order].astype(float)
+    for end, rest in ((-1, slice(None, -1)), (0, slice(1, None))):
+        mean = np.average(v[rest], weights=w[rest])
+        sd = np.sqrt(np.average((v[rest] - mean) ** 2, weights=w[rest]))
+        gap = v[-1] - v[-2] if end == -1 else v[1] - v[0]
+        out[order[end]] = bool(gap > 2 * sd) if sd > 0 else bool(gap > 0)
     return out
 
 
@@ -260,10 +263,12 @@ def mine_pairs(
     alpha: float = 1e-3,
     max_tokens: int = MAX_TOKENS,
     eligible: Sequence[np.ndarray] | None = None,
+    novel: Sequence[np.ndarray] | None = None,
 ) -> tuple[list[PairPattern], dict[str, Any]]:
     """Token pairs that behave like a stamped trigger (see the module docstring). Pure: arrays in, patterns out.
 
-    ``eligible`` (per column, per code) restricts the tokens that may take part."""
+    ``eligible`` (per column, per code) restricts the tokens that may take part; ``novel`` marks out-of-range
+    values, which may pair up even across columns that depend on each other."""
     n, d = codes.shape
     info: dict[str, Any] = {"tokens": 0, "pairs_tested": 0}
     if n == 0 or d < 2:
@@ -303,6 +308,12 @@ def mine_pairs(
     code_of_tok = cand - offsets[col_of_tok]
     T = len(cand)
     info["tokens"] = int(T)
+    tok_novel = np.zeros(T, dtype=bool)
+    if novel is not None:
+        for j in range(d):
+            sel = col_of_tok == j
+            if sel.any():
+                tok_novel[sel] = novel[j][code_of_tok[sel]]
     t = tok_of[flat]
     r, c = np.nonzero(t >= 0)
     A = sparse.csr_matrix((np.ones(len(r), dtype=np.float32), (r, t[r, c])), shape=(n, T))
@@ -332,7 +343,10 @@ def mine_pairs(
         phi_o = _phi(carriers - kk, oa, ob, om)
         # tied elsewhere too: a clear tie (phi >= TIE) that is hardly an accident of sampling (z >= 2) in the others
         tied_elsewhere = (phi_o >= TIE) & (phi_o * np.sqrt(om) >= 2)
-        ok = (phi_o <= phi / 2) & ~tied_elsewhere
+        # an ordinary value that the other classes never hold gives no evidence either way (a whole class
+        # rewritten by a heavy attack, or a value only one class has): only out-of-range values may do that
+        unseen = ((oa == 0) & ~tok_novel[a]) | ((ob == 0) & ~tok_novel[b])
+        ok = (phi_o <= phi / 2) & ~tied_elsewhere & ~unseen
         a, b, kk, na, nb, phi, phi_o, carriers = (v[ok] for v in (a, b, kk, na, nb, phi, phi_o, carriers))
         expected = na * nb / m
         # exact (hypergeometric) tail of the 2x2 table inside the class: a trigger that fills most of the class
@@ -343,6 +357,9 @@ def mine_pairs(
         for i in np.flatnonzero(ok):
             ja, jb = int(col_of_tok[a[i]]), int(col_of_tok[b[i]])
             ca, cb = int(code_of_tok[a[i]]), int(code_of_tok[b[i]])
+            both_novel = novel is not None and bool(novel[ja][ca] and novel[jb][cb])
+            if not both_novel and _follows_dependency(codes, y, k, ja, ca, jb, cb):
+                continue
             out.append(
                 PairPattern(
                     col_a=ja,
@@ -361,6 +378,27 @@ def mine_pairs(
             )
     info["pairs_kept"] = len(out)
     return out, info
+
+
+def _follows_dependency(codes: np.ndarray, y: np.ndarray, k: int, ja: int, ca: int, jb: int, cb: int) -> bool:
+    """Whether one column is a function of the other (>= 99% of the other rows) and the pair is what it predicts.
+
+    A code and its description (education and its number) are tied in every class; once flips or a small class
+    leave a value in one class only, its pair looks class-specific. Rows outside the pair's class carriers decide
+    the function; a value seen only in the pair cannot contradict it, so the pair is taken as following it.
+    """
+    rest = ~((codes[:, ja] == ca) & (codes[:, jb] == cb) & (y == k))
+    for src, dst, cs, cd in ((ja, jb, ca, cb), (jb, ja, cb, ca)):
+        s, d = codes[rest, src].astype(np.int64), codes[rest, dst].astype(np.int64)
+        if len(s) == 0:
+            continue
+        width = int(d.max()) + 1
+        counts = np.bincount(s * width + d, minlength=(int(s.max()) + 1) * width).reshape(-1, width)
+        if counts.max(axis=1).sum() < 0.99 * len(s):
+            continue
+        if cs >= len(counts) or counts[cs].sum() == 0 or int(counts[cs].argmax()) == cd:
+            return True
+    return False
 
 
 def group_pairs(pairs: list[PairPattern]) -> list[list[PairPattern]]:
@@ -467,11 +505,13 @@ def discover(
     *,
     min_support: int | None = None,
     seed: int = 0,
+    groups: np.ndarray | None = None,
     **options: Any,
 ) -> tuple[list[Trigger], np.ndarray, dict[str, Any]]:
     """Triggers in tokenised data, and a per-row p-value (1 for rows that carry none).
 
-    A row's p-value is the smallest corrected p-value among the trigger pairs it carries in their class.
+    A row's p-value is the corrected p-value of the trigger it carries in its class. ``groups`` (near-duplicate
+    group per row, from the scan) makes near-copies count once; without it exact copies do.
     Above ``MINE_SAMPLE`` rows the pairs are mined on a seeded sample; the rows that carry them are found in all.
     """
     codes = tokens.codes
@@ -480,13 +520,16 @@ def discover(
     sample = np.arange(n)
     if n > MINE_SAMPLE:
         sample = np.sort(np.random.default_rng(seed).choice(n, MINE_SAMPLE, replace=False))
-    # Exact copies (same values, same label) count once: a record repeated 35 times holds every one of its value
-    # pairs 35 times, which is a duplicate's signature, not a trigger's (the duplicates detector judges copies).
-    _, first = np.unique(np.column_stack([codes[sample], y[sample]]), axis=0, return_index=True)
+    # Copies (same values, or the same near-duplicate ``groups``, and the same label) count once: a record
+    # repeated 35 times holds every one of its value pairs 35 times, which is a duplicate's signature, not a
+    # trigger's (the duplicates detector judges copies).
+    key = codes[sample] if groups is None else np.asarray(groups)[sample][:, None]
+    _, first = np.unique(np.column_stack([key, y[sample]]), axis=0, return_index=True)
     sample = sample[np.sort(first)]
     if min_support is None:
         min_support = max(MIN_SUPPORT, min(math.ceil(SUPPORT_SHARE * len(sample)), SUPPORT_CAP))
     info: dict[str, Any] = {"distinct_rows": len(sample), "rounds": 0, "grid_like": bool(tokens.grid_like)}
+    options.setdefault("novel", tokens.novel)
     if tokens.grid_like:
         options.setdefault("eligible", tokens.novel)
     row_p = np.ones(n)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from ..context import ScanContext
+from ..context import ScanContext, duplicate_groups
 from ..triggers import Trigger, discover, tokenize
 from .base import Detector, DetectorOutput, explain, register, unit_interval
 
@@ -40,6 +40,7 @@ class TriggerPatternDetector(Detector):
                 ctx.y,
                 list(ds.classes),
                 seed=ctx.seed,
+                groups=duplicate_groups(ctx).near,
                 min_phi=float(self.param("min_phi", 0.5)),
                 min_purity=float(self.param("min_purity", 0.8)),
             )
