@@ -44,6 +44,19 @@ from poisonguard.features import FeatureEncoder  # noqa: E402
 from poisonguard.redteam import _asr, _evaluate, split_and_baseline  # noqa: E402
 
 RESULTS = HERE.parent / "results"
+
+
+def _commit() -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+COMMIT = _commit()
 QUICK = {"datasets": ["german_credit", "spambase"], "rates": [0.1], "seeds": [0]}
 FULL = {
     "datasets": ["adult", "german_credit", "spambase", "bank_marketing", "sms_spam", "mnist", "fashion_mnist"],
@@ -125,9 +138,7 @@ def metrics(mask: np.ndarray, score: np.ndarray, flags: np.ndarray | None = None
     return res
 
 
-def run_one(name: str, df: pd.DataFrame, attack: str, rate: float, seed: int) -> dict[str, Any]:
-    ds = pg.load_dataset(df, label="label")
-    sim = split_and_baseline(ds, seed=seed, test_size=0.3, model=None, fpr=0.01)
+def run_one(name: str, sim: Any, attack: str, rate: float, seed: int) -> dict[str, Any]:
     t = time.perf_counter()
     run = sim.run(attack, rate, seed)
     scan_s = time.perf_counter() - t
@@ -139,6 +150,11 @@ def run_one(name: str, df: pd.DataFrame, attack: str, rate: float, seed: int) ->
     rec: dict[str, Any] = {"dataset": name, **{k: v for k, v in run.record.items() if k != "recall_change_per_class"}}
     rec["family"] = FAMILY.get(attack, attack)
     rec["scan"] = metrics(mask, run.scan.rows["score"].to_numpy(), run.scan.rows["flagged"].to_numpy())
+    planted = set(run.meta.get("trigger") or {})
+    found = [set(t.conditions) for t in run.scan.triggers]
+    rec["triggers_found"] = len(found)
+    # the planted trigger is recovered when a discovered trigger uses only (and at least two of) its columns
+    rec["trigger_recovered"] = bool(planted) and any(len(f & planted) >= 2 and f <= planted for f in found)
     comp = comparators(pois, mask, clean_y, seed)
     flags = comp.pop("cleanlab_flags", None)
     for k, v in comp.items():
@@ -168,6 +184,57 @@ def unpoisoned(name: str, df: pd.DataFrame, seed: int) -> dict[str, Any]:
         "verdict": r.verdict,
         "scan_seconds": round(time.perf_counter() - t, 2),
     }
+
+
+TARGETS = {  # scan AUROC target per family at >= 5% poison (flips: within 0.01 of the oracle)
+    "backdoor": 0.97,
+    "ood": 0.97,
+    "flood": 0.97,
+    "clean-label": 0.90,
+}
+
+
+def family_table(df: pd.DataFrame) -> list[str]:
+    """Per data set and attack family at >= 5% poison: scan, oracle, best peer, and the issue's target."""
+    d = df[df["rate"] >= 0.05].copy()
+    peers = [c for c in ("cleanlab_auroc", "isolation_forest_auroc", "knn_disagreement_auroc") if c in d]
+    d["best_peer"] = d[peers].max(axis=1) if peers else np.nan
+    g = d.groupby(["dataset", "family"])
+    agg = g.agg(
+        scan=("scan_auroc", "mean"),
+        scan_sd=("scan_auroc", "std"),
+        oracle=("oracle_auroc", "mean"),
+        peer=("best_peer", "mean"),
+        tpr1=("scan_tpr1", "mean"),
+        asr_sanitized=("sanitized_asr", "mean"),
+        runs=("scan_auroc", "size"),
+    ).reset_index()
+    lines = [
+        "",
+        "## Per attack family (rates >= 5%)",
+        "",
+        "Target: flips within 0.01 of the oracle; backdoor, out-of-distribution and flood >= 0.97; clean-label "
+        ">= 0.90; and at least the best peer. `best peer` is averaged per run (the best of the three peers in "
+        "each run).",
+        "",
+        "| dataset | family | runs | scan | oracle | best peer | scan TPR@1%FPR | ASR sanitized | target met |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in agg.iterrows():
+        if r["family"] == "flip":
+            met = r["scan"] >= r["oracle"] - 0.01
+        elif r["family"] in TARGETS:
+            met = r["scan"] >= TARGETS[r["family"]]
+        else:
+            met = None
+        met = None if met is None else bool(met and r["scan"] >= r["peer"] - 1e-9)
+        asr = f"{r['asr_sanitized']:.2f}" if r["asr_sanitized"] == r["asr_sanitized"] else "-"
+        sd = r["scan_sd"] if r["scan_sd"] == r["scan_sd"] else 0.0
+        lines.append(
+            f"| {r['dataset']} | {r['family']} | {r['runs']} | {r['scan']:.3f} ± {sd:.3f} | {r['oracle']:.3f} | "
+            f"{r['peer']:.3f} | {r['tpr1']:.2f} | {asr} | {'-' if met is None else ('yes' if met else 'no')} |"
+        )
+    return lines
 
 
 def summarise(records: list[dict[str, Any]], out: Path, command: str) -> None:
@@ -233,6 +300,8 @@ def summarise(records: list[dict[str, Any]], out: Path, command: str) -> None:
                 cells.append(f"{m[c]:.2f}" if m[c] == m[c] else "-")
             cells.append(f"{100 * m['acc_sanitized_minus_oracle']:+.1f} pt")
             lines.append("| " + " | ".join(cells) + " |")
+    if not df.empty:
+        lines += family_table(df)
     clean = [r for r in records if r["attack"] == "none"]
     if clean:
         lines += ["", "## Unpoisoned data", "", "| dataset | seed | flagged fraction | verdict |", "|---|---|---|---|"]
@@ -251,6 +320,8 @@ def main() -> None:
     ap.add_argument("--rates", nargs="*", type=float)
     ap.add_argument("--seeds", nargs="*", type=int)
     ap.add_argument("--tag", default=None, help="suffix for the result files (detection-<tag>.md)")
+    ap.add_argument("--resume", action="store_true", help="keep the records already in the JSONL file, run the rest")
+    ap.add_argument("--summarise", action="store_true", help="only rewrite the summary from the JSONL file")
     a = ap.parse_args()
     plan = dict(QUICK if a.quick else FULL)
     for key in ("datasets", "rates", "seeds"):
@@ -262,27 +333,43 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     jsonl, md = RESULTS / f"{stem}.jsonl", RESULTS / f"{stem}.md"
     command = "python benchmarks/detection/run.py " + " ".join(sys.argv[1:])
+    if a.summarise:
+        recs = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+        summarise(recs, md, command.replace(" --summarise", ""))
+        print(f"wrote {md}")
+        return
     records: list[dict[str, Any]] = []
+    done: set[tuple[str, str, float, int]] = set()
+    if a.resume and jsonl.exists():
+        records = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+        done = {(r["dataset"], r["attack"], float(r["rate"]), int(r["seed"])) for r in records}
     warnings.simplefilter("ignore")
-    with jsonl.open("w") as fh:
+    with jsonl.open("a" if a.resume else "w") as fh:
+
+        def keep(rec: dict[str, Any]) -> None:
+            rec["commit"] = COMMIT
+            records.append(rec)
+            fh.write(json.dumps(rec, default=float) + "\n")
+            fh.flush()
+
         for name in plan["datasets"]:
             df = LOADERS[name]()
+            ds = pg.load_dataset(df, label="label")
             for seed in plan["seeds"]:
-                rec = unpoisoned(name, df, seed)
-                records.append(rec)
-                fh.write(json.dumps(rec) + "\n")
-                fh.flush()
-            for attack in attacks:
-                for rate in plan["rates"]:
-                    for seed in plan["seeds"]:
+                if (name, "none", 0.0, seed) not in done:
+                    keep(unpoisoned(name, df, seed))
+                sim = None
+                for attack in attacks:
+                    for rate in plan["rates"]:
+                        if (name, attack, float(rate), seed) in done:
+                            continue
+                        sim = sim or split_and_baseline(ds, seed=seed, test_size=0.3, model=None, fpr=0.01)
                         t = time.perf_counter()
                         try:
-                            rec = run_one(name, df, attack, rate, seed)
+                            rec = run_one(name, sim, attack, rate, seed)
                         except ConfigError as exc:
                             rec = {"dataset": name, "attack": attack, "rate": rate, "seed": seed, "skipped": str(exc)}
-                        records.append(rec)
-                        fh.write(json.dumps(rec, default=float) + "\n")
-                        fh.flush()
+                        keep(rec)
                         auc = rec.get("scan", {}).get("auroc") if isinstance(rec.get("scan"), dict) else None
                         print(
                             f"{name} {attack} {rate} seed {seed}: scan AUROC {auc} ({time.perf_counter() - t:.0f} s)",
