@@ -46,24 +46,38 @@ class ClassProbabilityNull:
 
 @dataclass(frozen=True)
 class TailNull:
-    """Empirical body with an exponential tail beyond the 75th percentile."""
+    """Empirical body with a stretched-exponential tail beyond the 75th percentile.
+
+    Above the median the tail is ``p(x) = 1/2 * exp(-ln 2 * ((x - q50) / (q75 - q50)) ** k)``: through
+    P(> q50) = 1/2 and P(> q75) = 1/4, both of which survive 25% contamination. ``k = 1`` is an exponential tail,
+    safe for heavy-tailed statistics. ``fit(..., shape=True)`` also reads the 90th percentile to set ``k``
+    (between 1 and 2, a Gaussian-like tail): light-tailed statistics such as isolation scores then get p-values
+    that are not ten times too large at the far end, as long as under a tenth of the rows are junk.
+    """
 
     sample: np.ndarray
+    q50: float
     q75: float
-    beta: float
+    k: float = 1.0
 
     @classmethod
-    def fit(cls, stat: np.ndarray) -> TailNull:
+    def fit(cls, stat: np.ndarray, *, shape: bool = False) -> TailNull:
         s = np.sort(np.asarray(stat, dtype=np.float64)[np.isfinite(stat)])
         if s.size == 0:
             s = np.zeros(1)
-        q50, q75 = np.quantile(s, [0.5, 0.75])
-        # exponential through P(> q50) = 1/2 and P(> q75) = 1/4; both quantiles survive 25% contamination
-        spread = (q75 - q50) / np.log(2.0)
-        if not spread > 0:
+        q50, q75, q90 = np.quantile(s, [0.5, 0.75, 0.9])
+        if not q75 > q50:
             mad = float(np.median(np.abs(s - q50)))
-            spread = mad if mad > 0 else max(float(np.std(s)), 1e-6)
-        return cls(sample=s, q75=float(q75), beta=float(spread))
+            q75 = q50 + (mad if mad > 0 else max(float(np.std(s)), 1e-6)) * np.log(2.0)
+        k = 1.0
+        if shape and q90 > q75:
+            k = float(np.clip(np.log(np.log(5.0) / np.log(2.0)) / np.log((q90 - q50) / (q75 - q50)), 1.0, 2.0))
+        return cls(sample=s, q50=float(q50), q75=float(q75), k=k)
+
+    @property
+    def beta(self) -> float:
+        """Scale of the exponential tail (``k = 1``)."""
+        return (self.q75 - self.q50) / np.log(2.0)
 
     def pvalue(self, stat: np.ndarray) -> np.ndarray:
         stat = np.asarray(stat, dtype=np.float64)
@@ -71,7 +85,8 @@ class TailNull:
         emp = (n - np.searchsorted(self.sample, stat, side="left") + 1) / (n + 1)
         above = stat > self.q75
         tail = np.ones_like(stat)
-        tail[above] = 0.25 * np.exp(-(stat[above] - self.q75) / self.beta)
+        r = (stat[above] - self.q50) / (self.q75 - self.q50)
+        tail[above] = 0.5 * np.exp(-np.log(2.0) * r**self.k)
         return np.clip(np.where(above, tail, emp), EPS, 1.0)
 
 
