@@ -175,3 +175,22 @@ def test_excess_counts_flags_beyond_the_expected_rate() -> None:
     assert ex.pvalue < 1e-10
     none = excess("d", flagged=0, n=1_000, level=0.01)
     assert none.pvalue == 1.0 and none.fraction == 0.0 and none.low == 0.0
+
+
+def test_a_detector_with_a_plain_excess_earns_a_larger_level() -> None:
+    """A tenth of the rows with p-values around 1e-3 (a junk block judged by a null it stretched) get flagged;
+    uniform p-values (clean data) keep the detector's own level."""
+    rng = np.random.default_rng(0)
+    n = 2_000
+    clean = rng.uniform(size=(n, 2))
+    base = fuse(clean, np.array([4.0, 1.0]), np.array([False, True]), 0.01)
+    np.testing.assert_allclose(base.levels, [0.008, 0.002])
+    junk = clean.copy()
+    block = rng.choice(n, n // 10, replace=False)
+    junk[block, 1] = rng.uniform(5e-4, 4e-3, size=len(block))
+    f = fuse(junk, np.array([4.0, 1.0]), np.array([False, True]), 0.01)
+    assert f.levels[1] > base.levels[1] and f.levels[0] == base.levels[0]
+    assert f.flagged[block].mean() > 0.95
+    assert f.flagged[np.setdiff1d(np.arange(n), block)].mean() < 0.02
+    # without adaptation the block stays mostly below the flag line
+    assert fuse(junk, np.array([4.0, 1.0]), np.array([False, True]), 0.01, adapt=False).flagged[block].mean() < 0.5

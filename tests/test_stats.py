@@ -144,3 +144,15 @@ def test_binom_interval_narrows_with_more_rows_and_handles_no_rows() -> None:
     assert lo_big < 0.1 < hi_big
     lo, hi = binom_interval(0, 1000)
     assert lo == 0.0 and 0.0 < hi < 0.01
+
+
+def test_trimmed_tail_null_is_not_stretched_by_a_junk_block() -> None:
+    rng = np.random.default_rng(0)
+    clean = rng.normal(size=900)
+    junk = rng.uniform(4.0, 6.0, size=100)
+    s = np.concatenate([clean, junk])
+    plain, trimmed = TailNull.fit(s, shape=True), TailNull.fit(s, shape=True, trim=True)
+    assert np.median(trimmed.pvalue(junk)) < 1e-3 < np.median(plain.pvalue(junk))
+    # on clean data trimming changes nothing
+    a, b = TailNull.fit(clean, shape=True, trim=True), TailNull.fit(clean, shape=True)
+    assert (a.q50, a.q75, a.k) == (b.q50, b.q75, b.k) and a.sample.size == b.sample.size

@@ -10,6 +10,13 @@ at least ``1 - fpr / r_max``.
 Detectors marked ``gated`` speak only when they would flag on their own; below that level their p-values do not
 enter the score. Otherwise every weak secondary signal would blur the ranking that the primary detector gives
 (a clean row is always unusual to some detector at the 5% level).
+
+A detector that plainly sees poison earns a larger share. A block of junk rows (a tenth of the data, say) sits
+in the tail that the detector's own null is estimated from, so each junk row's p-value is only moderately small
+(1e-3 to 1e-2) and would stay below the flag level. When a detector holds far more small p-values than its null
+allows (a binomial excess at 1e-3, Bonferroni over detectors and levels) its level rises to the largest level at
+which the share of clean rows among the rows it would flag is estimated at most ``FDR`` (Benjamini-Hochberg's
+estimate, ``n * t / count``). Clean data seldom shows such an excess, so its false-alarm rate is as above.
 """
 
 from __future__ import annotations
@@ -34,12 +41,44 @@ class Fused:
     levels: np.ndarray  # per-detector flag level w_d * fpr
 
 
-def fuse(pvalues: np.ndarray, weights: np.ndarray, gated: np.ndarray, fpr: float) -> Fused:
+FDR = 0.1
+ADAPT_MIN_ROWS = 200
+ADAPT_MIN_FLAGS = 10
+ADAPT_MAX_LEVEL = 0.05
+ADAPT_ALPHA = 1e-3
+
+
+def adapted_levels(pvalues: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Per detector, the largest level (doubling from its own, at most ``ADAPT_MAX_LEVEL``) at which it flags a
+    significant excess of rows with an estimated false share of at most ``FDR``; its own level otherwise."""
+    n, d = pvalues.shape
+    out = levels.astype(np.float64).copy()
+    if n < ADAPT_MIN_ROWS:
+        return out
+    for j in range(d):
+        grid = levels[j] * 2.0 ** np.arange(1, 40)
+        grid = grid[grid <= ADAPT_MAX_LEVEL]
+        if grid.size == 0:
+            continue
+        p = np.sort(pvalues[:, j])
+        counts = np.searchsorted(p, grid, side="right")
+        alpha = ADAPT_ALPHA / (d * grid.size)
+        excess_p = binom.sf(counts - 1, n, grid)
+        ok = (counts >= ADAPT_MIN_FLAGS) & (n * grid <= FDR * counts) & (excess_p <= alpha)
+        if ok.any():
+            out[j] = float(grid[np.flatnonzero(ok).max()])
+    return out
+
+
+def fuse(pvalues: np.ndarray, weights: np.ndarray, gated: np.ndarray, fpr: float, *, adapt: bool = True) -> Fused:
     """``pvalues`` is rows x detectors; ``weights`` and ``gated`` have one entry per detector."""
     w = np.asarray(weights, dtype=np.float64)
     w = w / w.sum()
     levels = w * fpr
-    ratio = pvalues / w
+    if adapt:
+        levels = adapted_levels(pvalues, levels)
+    # a detector's effective share of the budget is its level over fpr (its weight, unless it earned more)
+    ratio = pvalues * (fpr / levels)
     silent = np.asarray(gated, dtype=bool)[None, :] & (pvalues > levels[None, :])
     ratio = np.where(silent, np.inf, ratio)
     r = ratio.min(axis=1)

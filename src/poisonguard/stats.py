@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import binom
 
 EPS = 1e-12
 
@@ -44,6 +45,10 @@ class ClassProbabilityNull:
         return out + 1e-9 * np.asarray(p_obs, dtype=np.float64)
 
 
+TRIM_LEVEL = 0.05
+TRIM_ROUNDS = 3
+
+
 @dataclass(frozen=True)
 class TailNull:
     """Empirical body with a stretched-exponential tail beyond the 75th percentile.
@@ -61,7 +66,25 @@ class TailNull:
     k: float = 1.0
 
     @classmethod
-    def fit(cls, stat: np.ndarray, *, shape: bool = False) -> TailNull:
+    def fit(cls, stat: np.ndarray, *, shape: bool = False, trim: bool = False) -> TailNull:
+        """``trim=True``: while the fitted tail holds significantly more than 5% of the rows at p <= 5%
+        (binomial, 1e-3), refit without those rows (at most three times): a block of junk in the tail otherwise
+        stretches the null it is judged by."""
+        null = cls._fit(stat, shape=shape)
+        if not trim:
+            return null
+        s = null.sample
+        for _ in range(TRIM_ROUNDS):
+            low = null.pvalue(s) <= TRIM_LEVEL
+            c = int(low.sum())
+            if c < 10 or binom.sf(c - 1, s.size, TRIM_LEVEL) > 1e-3 or c > 0.4 * s.size:
+                break
+            s = s[~low]
+            null = cls._fit(s, shape=shape)
+        return null
+
+    @classmethod
+    def _fit(cls, stat: np.ndarray, *, shape: bool) -> TailNull:
         s = np.sort(np.asarray(stat, dtype=np.float64)[np.isfinite(stat)])
         if s.size == 0:
             s = np.zeros(1)

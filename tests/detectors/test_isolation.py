@@ -54,3 +54,22 @@ def test_n_estimators_is_passed_to_the_forest() -> None:
     ctx = context(frame)
     det = get_detector("isolation", n_estimators=7).fit(ctx)
     assert len(det.forest_.estimators_) == 7
+
+
+def test_a_block_of_junk_rows_is_flagged_by_the_scan() -> None:
+    """A tenth of the rows 10-30 robust scales out, labels at random: the block stretches the isolation null,
+    and the trimmed null plus fusion's earned level still flag it."""
+    import poisonguard as pg
+
+    rng = np.random.default_rng(1)
+    n, k = 900, 100
+    X = rng.normal(size=(n, 5))
+    y = np.where(X[:, 0] + X[:, 1] + rng.normal(0, 0.5, n) > 0, "a", "b")
+    J = rng.choice([-1, 1], size=(k, 5)) * rng.uniform(10, 30, size=(k, 5)) * 1.35
+    frame = pd.DataFrame(np.vstack([X, J]), columns=list("pqrst")).assign(
+        label=np.concatenate([y, rng.choice(["a", "b"], k)])
+    )
+    result = pg.scan(frame, label="label")
+    flagged = result.rows["flagged"].to_numpy()
+    assert flagged[n:].mean() > 0.95
+    assert flagged[:n].mean() < 0.03

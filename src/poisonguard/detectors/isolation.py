@@ -53,7 +53,7 @@ class IsolationDetector(Detector):
             random_state=ctx.seed,
         ).fit(Xs)
         # the forest scores its own sample; that distribution defines the null body
-        self.null_ = TailNull.fit(-self.forest_.score_samples(Xs[:20_000]), shape=True)
+        self.null_ = TailNull.fit(-self.forest_.score_samples(Xs[:20_000]), shape=True, trim=True)
 
     def _view(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
         part = X[rows].astype(np.float64)
