@@ -331,3 +331,20 @@ def test_rich_progress_works_without_an_enclosing_block_and_drops_failed_tasks()
     text = buf.getvalue()
     assert "reading" in text and "again" in text
     assert "parsing" not in text
+
+
+def test_discovered_triggers_are_printed(invoke, clean_frame, tmp_path):
+    """Two columns stamped with one combination on a twentieth of the rows, all given one label."""
+    frame = clean_frame.copy()
+    rows = frame.index[frame["label"] != "churn"][: len(frame) // 20]
+    num = [c for c in frame.columns if c != "label" and pd.api.types.is_numeric_dtype(frame[c])][:2]
+    assert len(num) == 2
+    for c in num:
+        frame.loc[rows, c] = float(frame[c].max()) * 10 + 7
+    frame.loc[rows, "label"] = "churn"
+    path = tmp_path / "triggered.csv"
+    frame.to_csv(path, index=False)
+    res = invoke("scan", path, "--label", "label")
+    assert res.exit_code == 1, res.output
+    assert "Backdoor triggers found (1):" in res.stdout
+    assert all(c in res.stdout for c in num) and "-> class 'churn'" in res.stdout

@@ -228,6 +228,11 @@ def print_summary(console: Console, result: ScanResult, *, top: int = 10) -> Non
         if "recall_adjusted" in est:
             line += f"; {_pct(est['recall_adjusted'])} after correcting for the canary recall"
         console.print(line, highlight=False)
+    triggers = s.get("triggers") or []
+    if triggers:
+        console.print(f"\nBackdoor triggers found ({len(triggers)}):")
+        for t in triggers:
+            console.print(f"  - {escape(str(t['description']))}", highlight=False)
     notes = s.get("notes") or []
     if notes:
         console.print("\nNotes:")
