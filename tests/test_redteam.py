@@ -28,6 +28,9 @@ def test_backdoor_works_and_the_budget_is_its_smallest_damaging_rate() -> None:
     assert (bd["asr"] > 0.5).all()  # the planted trigger works on the poisoned model
     budget = r.budget.set_index("attack")["budget"]
     assert budget["backdoor"] == 0.05
+    # the scan finds the trigger, and dropping its rows takes the backdoor out of the retrained model
+    assert (bd["detection_auroc"] > 0.97).all()
+    assert (bd["sanitized_asr"] <= 0.05).all()
     flood = r.runs[r.runs["attack"] == "duplicate_flood"]
     assert (flood["detection_auroc"] > 0.9).all()
     assert ((flood["flag_recall"] > 0.5) & (flood["flag_precision"] > 0.5)).all()
@@ -54,3 +57,11 @@ def test_redteam_cli_rejects_an_unknown_attack(tmp_path) -> None:
     res = CliRunner().invoke(app, ["redteam", str(data), "--label", "label", "-a", "nope"])
     assert res.exit_code == 2
     assert "unknown attack 'nope'" in res.output
+
+
+def test_redteam_cli_prints_notes_about_the_input(tmp_path) -> None:
+    data = tmp_path / "train.csv"
+    _table(300).assign(customer_id=np.arange(300)).to_csv(data, index=False)
+    res = CliRunner().invoke(app, ["redteam", str(data), "--label", "label", "-a", "label_flip", "-r", "0.05", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "note:" in res.stdout and "customer_id" in res.stdout

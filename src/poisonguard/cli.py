@@ -146,7 +146,7 @@ def run_scan(
 ) -> ScanResult:
     """Read ``data``, scan it, print the summary and write the results: what ``poisonguard scan`` does."""
     from ._progress import RichProgress
-    from .io import InputWarning, read_table
+    from .io import read_table
     from .scanner import _check_params, scan
 
     _check_params(fpr, seed)
@@ -170,9 +170,7 @@ def run_scan(
                 progress=progress,
                 name=str(data),
             )
-    for w in caught:
-        if issubclass(w.category, InputWarning) or debug:
-            print(f"warning: {w.message}", file=sys.stderr)
+    _report_warnings(caught, debug=debug)
     written: list[Path] = []
     if out is not None:
         try:
@@ -190,6 +188,18 @@ def run_scan(
         if written:
             console.print(f"\nWrote {', '.join(p.name for p in written)} to {escape(str(out))}/")
     return result
+
+
+def _report_warnings(caught: list[warnings.WarningMessage], *, debug: bool) -> None:
+    """Input warnings (all warnings with --debug) on stderr, each message once."""
+    from .io import InputWarning
+
+    seen: set[str] = set()
+    for w in caught:
+        text = str(w.message)
+        if (issubclass(w.category, InputWarning) or debug) and text not in seen:
+            seen.add(text)
+            print(f"warning: {text}", file=sys.stderr)
 
 
 def _pct(x: float) -> str:
@@ -509,7 +519,8 @@ def redteam(
     if json_out is not None and json_out.exists() and json_out.resolve() == data.resolve():
         raise ConfigError(f"--json {json_out}: would overwrite the input file; choose another path.")
     console = Console(highlight=False)
-    with RichProgress(quiet=quiet) as progress:
+    with warnings.catch_warnings(record=True) as caught, RichProgress(quiet=quiet) as progress:
+        warnings.simplefilter("always")
         with progress.task(f"reading {data.name}"):
             frame = read_table(data, encoding=encoding)
         result = run_redteam(
@@ -526,6 +537,9 @@ def redteam(
             progress=progress,
             name=str(data),
         )
+    _report_warnings(caught, debug=debug)
+    for note in result.settings.get("notes", []):
+        console.print(f"note: {escape(str(note))}", highlight=False)
     base = result.baseline
     console.print(f"Clean model: accuracy {_pct(base['accuracy'])}, macro F1 {base['f1_macro']:.3f}")
     table = Table(title="Attacks", title_justify="left")

@@ -269,6 +269,7 @@ def redteam(
         "model": "built-in gradient boosting" if model is None else repr(model()),
         "train_rows": sim.train.n_rows,
         "test_rows": sim.test.n_rows,
+        "notes": list(ds.notes),
     }
     return RedteamResult(runs=runs, budget=budget, baseline=baseline, skipped=skipped, settings=settings)
 
