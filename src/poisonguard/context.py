@@ -153,6 +153,43 @@ class DuplicateGroups:
         return np.bincount(groups)[groups]
 
 
+COPY_TOLERANCE = 0.01  # in standard deviations per column
+COPY_DIMS = 32
+
+
+def _sd_close(ctx: ScanContext, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of rows within ``COPY_TOLERANCE`` standard deviations per column (root mean square) and with equal
+    categories; a seeded random projection keeps the search at ``COPY_DIMS`` dimensions."""
+    assert ctx.tree_X is not None and ctx.encoder is not None
+    X = ctx.tree_X
+    cat = np.asarray(ctx.encoder.tree_categorical, dtype=bool)
+    if (~cat).sum() == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng(ctx.seed + 31)
+    sample = rng.choice(ctx.n, min(ctx.n, 100_000), replace=False)
+    with np.errstate(all="ignore"):
+        sd = np.nanstd(X[sample], axis=0).astype(np.float64)
+        low = np.nanmin(X[sample], axis=0).astype(np.float64)
+    sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+    low = np.where(np.isfinite(low), low, 0.0)
+    d_num = int((~cat).sum())
+    eps = COPY_TOLERANCE * np.sqrt(d_num)
+    Z = np.empty(X.shape, dtype=np.float32)
+    for j in range(X.shape[1]):
+        col = X[:, j].astype(np.float64)
+        missing = np.isnan(col)
+        z = (np.where(missing, low[j] - 10 * sd[j], col) - low[j]) / sd[j]
+        # a different category (or missing against present) must never pass for a copy
+        Z[:, j] = z * (1e3 * eps if cat[j] else 1.0)
+    if Z.shape[1] > COPY_DIMS:
+        P = rng.normal(size=(Z.shape[1], COPY_DIMS)) / np.sqrt(COPY_DIMS)
+        Z = (Z.astype(np.float64) @ P).astype(np.float32)
+    nb = knn(Z, k, seed=ctx.seed, progress=ctx.progress)
+    close = (nb.dist <= eps) & (nb.idx >= 0)
+    r, c = np.nonzero(close)
+    return r.astype(np.int64), nb.idx[r, c].astype(np.int64)
+
+
 def duplicate_groups(ctx: ScanContext, k: int = 10) -> DuplicateGroups:
     """Group identical and near-identical rows; cached on the context."""
     cached = ctx.cache.get("dup_groups_full")
@@ -172,11 +209,17 @@ def duplicate_groups(ctx: ScanContext, k: int = 10) -> DuplicateGroups:
     eps = 0.05 * scale
     close = (nb.dist <= eps) & (nb.idx >= 0)
     r, c = np.nonzero(close)
+    nbr = nb.idx[r, c]
+    # The metric view stretches columns with a tiny interquartile range, so copies jittered by a fraction of a
+    # standard deviation can sit far apart there. Rows that agree within 1% of a standard deviation per column
+    # (on average) and on every category are copies too, found in a view scaled by standard deviations.
+    r2, c2 = _sd_close(ctx, k)
+    r, nbr = np.concatenate([r, r2]), np.concatenate([nbr, c2])
     # link every row to the first member of its exact group too, so large exact groups stay whole
     rep = np.zeros(int(exact.max()) + 1, dtype=np.int64)
     rep[exact[::-1]] = np.arange(ctx.n)[::-1]
     rows = np.concatenate([r, np.arange(ctx.n)])
-    cols = np.concatenate([nb.idx[r, c], rep[exact]])
+    cols = np.concatenate([nbr, rep[exact]])
     graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(ctx.n, ctx.n))
     _, near = connected_components(graph, directed=False)
     out = DuplicateGroups(exact=exact, near=near.astype(np.int64), epsilon=eps)

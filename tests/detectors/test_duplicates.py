@@ -80,3 +80,24 @@ def test_near_copies_are_grouped_like_exact_ones() -> None:
     assert out.pvalues[copies].max() < 1e-6
     assert all("near-identical rows" in r for r in out.reasons[copies])
     assert len(set(out.extra["duplicate_group"][copies])) == 1
+
+
+def test_jittered_copies_in_columns_with_a_tiny_spread_stay_one_group() -> None:
+    """Heavy-tailed columns whose interquartile range is tiny (most values in a narrow band) stretch the metric
+    view; copies jittered by 0.001 standard deviations must still be copies."""
+    rng = np.random.default_rng(0)
+    n, d = 400, 10
+    band = rng.normal(0, 0.01, size=(n, d))
+    tail = rng.exponential(50.0, size=(n, d))
+    X = np.where(rng.random((n, d)) < 0.85, band, tail)
+    cols = [f"c{i}" for i in range(d)]
+    frame = pd.DataFrame(X, columns=cols).assign(label=rng.choice(["cat", "dog"], n))
+    sd = frame[cols].std().to_numpy()
+    copies = pd.concat([frame.iloc[[3]]] * 40, ignore_index=True)
+    copies[cols] += rng.normal(0, 0.001, size=(40, d)) * sd
+    copies["label"] = _other(frame.loc[3, "label"])
+    ctx = context(pd.concat([frame, copies], ignore_index=True))
+    out = get_detector("duplicates").fit(ctx).score(ctx, np.arange(ctx.n))
+    groups = out.extra["duplicate_group"]
+    assert len(set(groups[n:])) == 1
+    assert out.pvalues[n:].max() < 1e-4
