@@ -153,41 +153,34 @@ class DuplicateGroups:
         return np.bincount(groups)[groups]
 
 
-COPY_TOLERANCE = 0.01  # in standard deviations per column
-COPY_DIMS = 32
+COPY_TOLERANCE = 0.01  # in standard deviations per column (root mean square)
+COPY_CHUNK = 200_000
 
 
-def _sd_close(ctx: ScanContext, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of rows within ``COPY_TOLERANCE`` standard deviations per column (root mean square) and with equal
-    categories; a seeded random projection keeps the search at ``COPY_DIMS`` dimensions."""
+def _sd_close(ctx: ScanContext, nb: Neighbors, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbour pairs (from the metric-view graph, within ``radius`` there) that agree within
+    ``COPY_TOLERANCE`` standard deviations per column, on every category and on which values are missing."""
     assert ctx.tree_X is not None and ctx.encoder is not None
     X = ctx.tree_X
     cat = np.asarray(ctx.encoder.tree_categorical, dtype=bool)
-    if (~cat).sum() == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     rng = np.random.default_rng(ctx.seed + 31)
     sample = rng.choice(ctx.n, min(ctx.n, 100_000), replace=False)
     with np.errstate(all="ignore"):
-        sd = np.nanstd(X[sample], axis=0).astype(np.float64)
-        low = np.nanmin(X[sample], axis=0).astype(np.float64)
-    sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
-    low = np.where(np.isfinite(low), low, 0.0)
-    d_num = int((~cat).sum())
-    eps = COPY_TOLERANCE * np.sqrt(d_num)
-    Z = np.empty(X.shape, dtype=np.float32)
-    for j in range(X.shape[1]):
-        col = X[:, j].astype(np.float64)
-        missing = np.isnan(col)
-        z = (np.where(missing, low[j] - 10 * sd[j], col) - low[j]) / sd[j]
-        # a different category (or missing against present) must never pass for a copy
-        Z[:, j] = z * (1e3 * eps if cat[j] else 1.0)
-    if Z.shape[1] > COPY_DIMS:
-        P = rng.normal(size=(Z.shape[1], COPY_DIMS)) / np.sqrt(COPY_DIMS)
-        Z = (Z.astype(np.float64) @ P).astype(np.float32)
-    nb = knn(Z, k, seed=ctx.seed, progress=ctx.progress)
-    close = (nb.dist <= eps) & (nb.idx >= 0)
-    r, c = np.nonzero(close)
-    return r.astype(np.int64), nb.idx[r, c].astype(np.int64)
+        sd = np.nanstd(X[sample], axis=0)
+    inv = np.where(np.isfinite(sd) & (sd > 0), 1.0 / sd, 0.0).astype(np.float32)
+    inv[cat] = 0.0
+    d_num = max(int((~cat).sum()), 1)
+    r_all, c_all = np.nonzero((nb.dist <= radius) & (nb.idx >= 0))
+    keep = np.zeros(len(r_all), dtype=bool)
+    for start in range(0, len(r_all), COPY_CHUNK):
+        r = r_all[start : start + COPY_CHUNK]
+        a, b = X[r], X[nb.idx[r, c_all[start : start + COPY_CHUNK]]]
+        diff = np.where(np.isnan(a) & np.isnan(b), 0.0, a - b)
+        bad = np.isnan(diff)  # missing on one side only
+        rms = np.sqrt((np.nan_to_num(diff * inv) ** 2).sum(axis=1) / d_num)
+        keep[start : start + COPY_CHUNK] = (rms <= COPY_TOLERANCE) & ~bad.any(axis=1) & ~(diff[:, cat] != 0).any(axis=1)
+    r = r_all[keep]
+    return r.astype(np.int64), nb.idx[r, c_all[keep]].astype(np.int64)
 
 
 def duplicate_groups(ctx: ScanContext, k: int = 10) -> DuplicateGroups:
@@ -211,9 +204,9 @@ def duplicate_groups(ctx: ScanContext, k: int = 10) -> DuplicateGroups:
     r, c = np.nonzero(close)
     nbr = nb.idx[r, c]
     # The metric view stretches columns with a tiny interquartile range, so copies jittered by a fraction of a
-    # standard deviation can sit far apart there. Rows that agree within 1% of a standard deviation per column
-    # (on average) and on every category are copies too, found in a view scaled by standard deviations.
-    r2, c2 = _sd_close(ctx, k)
+    # standard deviation can sit farther apart than eps there. Neighbours within the typical distance that
+    # agree within 1% of a standard deviation per column (root mean square) and on every category are copies too.
+    r2, c2 = _sd_close(ctx, nb, radius=scale)
     r, nbr = np.concatenate([r, r2]), np.concatenate([nbr, c2])
     # link every row to the first member of its exact group too, so large exact groups stay whole
     rep = np.zeros(int(exact.max()) + 1, dtype=np.int64)

@@ -144,9 +144,12 @@ class FeatureEncoder:
                 med = float(np.median(finite)) if finite.size else 0.0
                 q25, q75 = np.percentile(finite, [25, 75]) if finite.size else (0.0, 0.0)
                 sc = float(q75 - q25) / 1.349
+                sd = float(np.std(finite)) if finite.size else 0.0
+                # a column whose middle half sits in a sliver (mostly zeros, say) must not blow differences of a
+                # thousandth of its spread up into whole units: the scale is at least a tenth of the sd
+                sc = max(sc, 0.1 * sd)
                 if not sc > 0:
-                    sd = float(np.std(finite)) if finite.size else 0.0
-                    sc = sd if sd > 0 else 1.0
+                    sc = 1.0
                 enc.center[col], enc.scale[col] = med, sc
                 enc.tree_names.append(col)
                 enc.tree_categorical.append(False)

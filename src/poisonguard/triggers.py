@@ -40,7 +40,7 @@ from scipy import sparse
 from scipy.stats import hypergeom
 
 MAX_TOKENS = 3000
-MINE_SAMPLE = 200_000
+MINE_SAMPLE = 50_000
 MAX_TRIGGER_COLUMNS = 6
 ROUNDS = 5
 GRID_COLUMNS = 100
@@ -48,6 +48,7 @@ TIE = 0.1
 # A backdoor needs enough stamped rows to be learnt: half a percent of the rows (at least 5, at most 500).
 MIN_SUPPORT, SUPPORT_SHARE, SUPPORT_CAP = 5, 0.005, 500
 MISSING = "<missing>"
+RARE = "<rare>"  # the shared value of codes held by too few rows; never part of a trigger
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ class Tokens:
     columns: list[str]
     novel: list[np.ndarray]  # per column: code -> value lies far outside the column's other values
     numeric: list[bool]
+    usable: list[np.ndarray]  # per column: code -> may take part (not the shared code of rare values)
 
     @property
     def grid_like(self) -> bool:
@@ -177,12 +179,16 @@ class Tokens:
         return len(self.columns) >= GRID_COLUMNS and np.mean(self.numeric) >= 0.9
 
 
-def tokenize(frame: pd.DataFrame, columns: dict[str, str]) -> Tokens:
-    """Exact-value codes of every numeric, boolean, datetime and categorical column (text columns are left out)."""
+def tokenize(frame: pd.DataFrame, columns: dict[str, str], *, min_count: int = MIN_SUPPORT) -> Tokens:
+    """Exact-value codes of every numeric, boolean, datetime and categorical column (text columns are left out).
+
+    Values held by fewer than ``min_count`` rows share one code that never takes part: a continuous column would
+    otherwise keep a million one-row values."""
     used = [c for c, kind in columns.items() if kind != "text"]
     codes = np.empty((len(frame), len(used)), dtype=np.int32)
     values: list[np.ndarray] = []
     novel: list[np.ndarray] = []
+    usable: list[np.ndarray] = []
     numeric: list[bool] = []
     for j, col in enumerate(used):
         s = frame[col]
@@ -190,35 +196,48 @@ def tokenize(frame: pd.DataFrame, columns: dict[str, str]) -> Tokens:
         if is_cat:
             s = s.astype("string").str.strip().replace("", pd.NA)
         c, uniques = pd.factorize(s, use_na_sentinel=True)
-        c = np.asarray(c, dtype=np.int32)
-        vals = np.empty(len(uniques) + 1, dtype=object)
-        vals[: len(uniques)] = np.asarray(uniques, dtype=object)
-        vals[len(uniques)] = None
-        c[c < 0] = len(uniques)
-        codes[:, j] = c
+        c = np.asarray(c, dtype=np.int64)
+        missing = c < 0
+        cnt = np.bincount(c[~missing], minlength=len(uniques))
+        keep = np.flatnonzero(cnt >= min_count)
+        rare, miss = len(keep), len(keep) + 1
+        remap = np.full(max(len(uniques), 1), rare, dtype=np.int32)
+        remap[keep] = np.arange(len(keep), dtype=np.int32)
+        codes[:, j] = np.where(missing, miss, remap[np.clip(c, 0, None)])
+        vals = np.empty(len(keep) + 2, dtype=object)
+        vals[: len(keep)] = np.asarray(uniques, dtype=object)[keep]
+        vals[rare], vals[miss] = RARE, None
+        ok = np.ones(len(vals), dtype=bool)
+        ok[rare] = False
         values.append(vals)
+        usable.append(ok)
         numeric.append(not is_cat)
-        novel.append(
-            np.zeros(len(vals), dtype=bool) if is_cat else _novel(vals[:-1], np.bincount(c, minlength=len(vals)))
-        )
-    return Tokens(codes=codes, values=values, columns=used, novel=novel, numeric=numeric)
+        nov = np.zeros(len(vals), dtype=bool)
+        if not is_cat and len(keep):
+            nov[: len(keep)] = _novel(s, vals[: len(keep)])
+        novel.append(nov)
+    return Tokens(codes=codes, values=values, columns=used, novel=novel, numeric=numeric, usable=usable)
 
 
-def _novel(uniques: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Per value (plus a trailing False for missing): the column's largest or smallest value, when it lies more
-    than two standard deviations of the other rows beyond all of them (an out-of-range stamp)."""
-    out = np.zeros(len(uniques) + 1, dtype=bool)
-    x = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(dtype=float)
-    finite = np.flatnonzero(np.isfinite(x))
-    if len(finite) < 3:
+def _novel(s: pd.Series, kept: np.ndarray) -> np.ndarray:
+    """Per kept value: the column's largest or smallest value, when it lies more than two standard deviations of
+    the other rows beyond all of them (an out-of-range stamp)."""
+    out = np.zeros(len(kept), dtype=bool)
+    try:
+        x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        k = pd.to_numeric(pd.Series(kept, dtype=object), errors="coerce").to_numpy(dtype=float)
+    except (TypeError, ValueError):
         return out
-    order = finite[np.argsort(x[finite])]
-    v, w = x[order], counts[order].astype(float)
-    for end, rest in ((-1, slice(None, -1)), (0, slice(1, None))):
-        mean = np.average(v[rest], weights=w[rest])
-        sd = np.sqrt(np.average((v[rest] - mean) ** 2, weights=w[rest]))
-        gap = v[-1] - v[-2] if end == -1 else v[1] - v[0]
-        out[order[end]] = bool(gap > 2 * sd) if sd > 0 else bool(gap > 0)
+    x = x[np.isfinite(x)]
+    if x.size < 3:
+        return out
+    for v, others in ((x.max(), x[x < x.max()]), (x.min(), x[x > x.min()])):
+        if others.size < 2:
+            continue
+        gap = abs(v - (others.max() if v > others.max() else others.min()))
+        sd = float(others.std())
+        if (gap > 2 * sd) if sd > 0 else gap > 0:
+            out |= k == v
     return out
 
 
@@ -530,8 +549,10 @@ def discover(
         min_support = max(MIN_SUPPORT, min(math.ceil(SUPPORT_SHARE * len(sample)), SUPPORT_CAP))
     info: dict[str, Any] = {"distinct_rows": len(sample), "rounds": 0, "grid_like": bool(tokens.grid_like)}
     options.setdefault("novel", tokens.novel)
-    if tokens.grid_like:
-        options.setdefault("eligible", tokens.novel)
+    options.setdefault(
+        "eligible",
+        [u & nv for u, nv in zip(tokens.usable, tokens.novel, strict=True)] if tokens.grid_like else tokens.usable,
+    )
     row_p = np.ones(n)
     triggers: list[Trigger] = []
     pool = sample
