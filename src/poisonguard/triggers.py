@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -64,6 +64,9 @@ class Trigger:
     specificity: float = 0.0  # tie in the target class minus tie in the others (phi coefficients)
     rest_agreement: float | None = None  # share of supporting rows a model without these columns puts in target
     rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False, compare=False)
+    # the value pairs that were tested (column, value, column, value); a row of the target class carrying any of
+    # them is a trigger row, even where it lacks a column the trigger was completed with
+    pairs: tuple[tuple[str, Any, str, Any], ...] = field(default=(), repr=False, compare=False)
 
     @property
     def purity(self) -> float:
@@ -512,6 +515,15 @@ def _triggers(
                 pvalue=best.pvalue,
                 specificity=best.phi - best.phi_other,
                 rows=np.flatnonzero(carried),
+                pairs=tuple(
+                    (
+                        tokens.columns[p.col_a],
+                        _jsonable(tokens.values[p.col_a][p.code_a]),
+                        tokens.columns[p.col_b],
+                        _jsonable(tokens.values[p.col_b][p.code_b]),
+                    )
+                    for p in group
+                ),
             )
         )
     return triggers
@@ -523,28 +535,23 @@ def discover(
     classes: Sequence[Any],
     *,
     min_support: int | None = None,
-    seed: int = 0,
     groups: np.ndarray | None = None,
     **options: Any,
 ) -> tuple[list[Trigger], np.ndarray, dict[str, Any]]:
-    """Triggers in tokenised data, and a per-row p-value (1 for rows that carry none).
+    """Triggers in tokenised rows, and a per-row p-value (1 for rows that carry none). Pure: arrays in.
 
     A row's p-value is the corrected p-value of the trigger it carries in its class. ``groups`` (near-duplicate
     group per row, from the scan) makes near-copies count once; without it exact copies do.
-    Above ``MINE_SAMPLE`` rows the pairs are mined on a seeded sample; the rows that carry them are found in all.
     """
     codes = tokens.codes
     n = len(codes)
     y = np.asarray(y, dtype=np.int64)
-    sample = np.arange(n)
-    if n > MINE_SAMPLE:
-        sample = np.sort(np.random.default_rng(seed).choice(n, MINE_SAMPLE, replace=False))
     # Copies (same values, or the same near-duplicate ``groups``, and the same label) count once: a record
     # repeated 35 times holds every one of its value pairs 35 times, which is a duplicate's signature, not a
     # trigger's (the duplicates detector judges copies).
-    key = codes[sample] if groups is None else np.asarray(groups)[sample][:, None]
-    _, first = np.unique(np.column_stack([key, y[sample]]), axis=0, return_index=True)
-    sample = sample[np.sort(first)]
+    key = codes if groups is None else np.asarray(groups)[:, None]
+    _, first = np.unique(np.column_stack([key, y]), axis=0, return_index=True)
+    sample = np.sort(first)
     if min_support is None:
         min_support = max(MIN_SUPPORT, min(math.ceil(SUPPORT_SHARE * len(sample)), SUPPORT_CAP))
     info: dict[str, Any] = {"distinct_rows": len(sample), "rounds": 0, "grid_like": bool(tokens.grid_like)}
@@ -559,8 +566,8 @@ def discover(
     for _ in range(ROUNDS):
         pairs, round_info = mine_pairs(codes[pool], y[pool], len(classes), min_support=min_support, **options)
         info["rounds"] += 1
-        for key in ("tokens", "pairs_tested", "pairs_kept"):
-            info[key] = info.get(key, 0) + round_info.get(key, 0)
+        for k in ("tokens", "pairs_tested", "pairs_kept"):
+            info[k] = info.get(k, 0) + round_info.get(k, 0)
         found = _triggers(tokens, y, classes, pool, pairs, options.get("eligible"))
         if not found:
             break
@@ -576,4 +583,53 @@ def discover(
     return triggers, row_p, info
 
 
-__all__ = ["PairPattern", "Tokens", "Trigger", "discover", "group_pairs", "mine_pairs", "tokenize"]
+def find_triggers(
+    frame: pd.DataFrame,
+    columns: dict[str, str],
+    y: np.ndarray,
+    classes: Sequence[Any],
+    *,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+    **options: Any,
+) -> tuple[list[Trigger], np.ndarray, dict[str, Any]]:
+    """Triggers in a table: mined on a seeded sample of at most ``MINE_SAMPLE`` rows, then located in every row.
+
+    Returns the triggers (``rows``, ``support`` and ``carriers`` refer to the whole table) and a per-row p-value.
+    Time and memory grow with the sample for the mining, and linearly with the rows for the locating.
+    """
+    n = len(frame)
+    y = np.asarray(y, dtype=np.int64)
+    sample = np.arange(n)
+    if n > MINE_SAMPLE:
+        sample = np.sort(np.random.default_rng(seed).choice(n, MINE_SAMPLE, replace=False))
+    tokens = tokenize(frame.iloc[sample], columns)
+    found, _, info = discover(
+        tokens, y[sample], classes, groups=None if groups is None else np.asarray(groups)[sample], **options
+    )
+    info["mined_rows"] = len(sample)
+    row_p = np.ones(n)
+    located: list[Trigger] = []
+    cls_index = {str(c): i for i, c in enumerate(classes)}
+    for t in found:
+        in_class = y == cls_index[str(t.target)]
+        carried = np.zeros(n, dtype=bool)
+        for ca, va, cb, vb in t.pairs:
+            carried |= _equals(frame[ca], va) & _equals(frame[cb], vb)
+        carried &= in_class
+        all_of = np.ones(n, dtype=bool)
+        for col, value in t.conditions.items():
+            all_of &= _equals(frame[col], value)
+        row_p[carried] = np.minimum(row_p[carried], t.pvalue)
+        located.append(
+            replace(
+                t,
+                rows=np.flatnonzero(carried),
+                support=int((all_of & in_class).sum()),
+                carriers=int(all_of.sum()),
+            )
+        )
+    return located, row_p, info
+
+
+__all__ = ["PairPattern", "Tokens", "Trigger", "discover", "find_triggers", "group_pairs", "mine_pairs", "tokenize"]

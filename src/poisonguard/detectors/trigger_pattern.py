@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from ..context import ScanContext, duplicate_groups
-from ..triggers import Trigger, discover, tokenize
+from ..triggers import Trigger, find_triggers
 from .base import Detector, DetectorOutput, explain, register, unit_interval
 
 CHECK_TRAIN_MAX = 20_000
@@ -34,9 +34,9 @@ class TriggerPatternDetector(Detector):
     def _fit(self, ctx: ScanContext) -> None:
         ds = ctx.data
         with ctx.progress.task("searching for triggers"):
-            tokens = tokenize(ds.frame, ds.columns)
-            triggers, self.row_p_, info = discover(
-                tokens,
+            triggers, self.row_p_, info = find_triggers(
+                ds.frame,
+                ds.columns,
                 ctx.y,
                 list(ds.classes),
                 seed=ctx.seed,
