@@ -117,7 +117,7 @@ def knn(X: np.ndarray, k: int, *, seed: int = 0, progress: Progress | None = Non
         clus.niter = 10
         clus.train(train, quantizer)
         index.is_trained = True
-        index.nprobe = 6
+        index.nprobe = 4
     index.add(R)
     idx = np.empty((n, kk), dtype=np.int64)
     dist = np.empty((n, kk), dtype=np.float32)
