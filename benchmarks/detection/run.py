@@ -207,6 +207,8 @@ def family_table(df: pd.DataFrame) -> list[str]:
         peer=("best_peer", "mean"),
         tpr1=("scan_tpr1", "mean"),
         asr_sanitized=("sanitized_asr", "mean"),
+        asr_oracle=("oracle_asr", "mean"),
+        recovered=("trigger_recovered", "mean"),
         runs=("scan_auroc", "size"),
     ).reset_index()
     lines = [
@@ -217,8 +219,13 @@ def family_table(df: pd.DataFrame) -> list[str]:
         ">= 0.90; and at least the best peer. `best peer` is averaged per run (the best of the three peers in "
         "each run).",
         "",
-        "| dataset | family | runs | scan | oracle | best peer | scan TPR@1%FPR | ASR sanitized | target met |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "`ASR sanitized (oracle)`: backdoor success on the model retrained without the flagged rows, and on the "
+        "model trained on the clean rows only; `trigger found`: share of runs where a discovered trigger uses "
+        "only (and at least two of) the planted trigger's columns.",
+        "",
+        "| dataset | family | runs | scan | oracle | best peer | scan TPR@1%FPR | ASR sanitized (oracle) | "
+        "trigger found | target met |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, r in agg.iterrows():
         if r["family"] == "flip":
@@ -228,11 +235,12 @@ def family_table(df: pd.DataFrame) -> list[str]:
         else:
             met = None
         met = None if met is None else bool(met and r["scan"] >= r["peer"] - 1e-9)
-        asr = f"{r['asr_sanitized']:.2f}" if r["asr_sanitized"] == r["asr_sanitized"] else "-"
+        asr = f"{r['asr_sanitized']:.2f} ({r['asr_oracle']:.2f})" if r["asr_sanitized"] == r["asr_sanitized"] else "-"
+        rec = f"{r['recovered']:.0%}" if r["family"] in ("backdoor", "clean-label") else "-"
         sd = r["scan_sd"] if r["scan_sd"] == r["scan_sd"] else 0.0
         lines.append(
             f"| {r['dataset']} | {r['family']} | {r['runs']} | {r['scan']:.3f} ± {sd:.3f} | {r['oracle']:.3f} | "
-            f"{r['peer']:.3f} | {r['tpr1']:.2f} | {asr} | {'-' if met is None else ('yes' if met else 'no')} |"
+            f"{r['peer']:.3f} | {r['tpr1']:.2f} | {asr} | {rec} | {'-' if met is None else ('yes' if met else 'no')} |"
         )
     return lines
 
@@ -251,6 +259,8 @@ def summarise(records: list[dict[str, Any]], out: Path, command: str) -> None:
         row["scan_flag_rec"] = r["scan"].get("flag_recall")
         row["asr"] = r["asr"]
         row["sanitized_asr"] = r["sanitized_asr"]
+        row["oracle_asr"] = r.get("oracle_asr")
+        row["trigger_recovered"] = r.get("trigger_recovered")
         row["acc_sanitized_minus_oracle"] = r["sanitized_accuracy"] - r["oracle_accuracy"]
         rows.append(row)
     df = pd.DataFrame(rows)
@@ -304,7 +314,16 @@ def summarise(records: list[dict[str, Any]], out: Path, command: str) -> None:
         lines += family_table(df)
     clean = [r for r in records if r["attack"] == "none"]
     if clean:
-        lines += ["", "## Unpoisoned data", "", "| dataset | seed | flagged fraction | verdict |", "|---|---|---|---|"]
+        worst = max(r["flagged_fraction"] for r in clean)
+        lines += [
+            "",
+            "## Unpoisoned data",
+            "",
+            f"Target: flagged fraction <= 2x the configured FPR (2% at the default 1%). Largest seen: {worst:.2%}.",
+            "",
+            "| dataset | seed | flagged fraction | verdict |",
+            "|---|---|---|---|",
+        ]
         lines += [f"| {r['dataset']} | {r['seed']} | {r['flagged_fraction']:.2%} | {r['verdict']} |" for r in clean]
     skipped = sorted({(r["dataset"], r["attack"], r["skipped"]) for r in records if r.get("skipped")})
     if skipped:
