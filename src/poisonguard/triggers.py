@@ -30,6 +30,7 @@ the rest of the row contradicts the label.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -67,6 +68,8 @@ class Trigger:
     # the value pairs that were tested (column, value, column, value); a row of the target class carrying any of
     # them is a trigger row, even where it lacks a column the trigger was completed with
     pairs: tuple[tuple[str, Any, str, Any], ...] = field(default=(), repr=False, compare=False)
+    # "values": each column holds its value; "token": each (text) column contains the word
+    kind: str = "values"
 
     @property
     def purity(self) -> float:
@@ -74,7 +77,10 @@ class Trigger:
 
     def describe(self) -> str:
         """The trigger in plain words."""
-        cond = " and ".join(f"{c} = {_fmt(v)}" for c, v in self.conditions.items())
+        if self.kind == "token":
+            cond = " and ".join(f"{c} contains the word {v!r}" for c, v in self.conditions.items())
+        else:
+            cond = " and ".join(f"{c} = {_fmt(v)}" for c, v in self.conditions.items())
         text = (
             f"{cond} -> class '{self.target}': {self.support} rows, {self.purity:.0%} of the rows with these values "
             f"are that class (about {self.expected:.1f} expected if the values were unrelated)"
@@ -93,14 +99,17 @@ class Trigger:
         """Rows of ``frame`` that carry every condition."""
         out = np.ones(len(frame), dtype=bool)
         for col, value in self.conditions.items():
-            out &= _equals(frame[col], value)
+            out &= _contains_word(frame[col], value) if self.kind == "token" else _equals(frame[col], value)
         return out
 
     def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
         """A copy of ``frame`` with the trigger stamped on every row."""
         out = frame.copy()
         for col, value in self.conditions.items():
-            out[col] = np.nan if value is None else value
+            if self.kind == "token":
+                out[col] = out[col].astype(object).where(out[col].notna(), "").astype(str) + f" {value}"
+            else:
+                out[col] = np.nan if value is None else value
         return out
 
     def attack_success_rate(
@@ -131,6 +140,7 @@ class Trigger:
             "pvalue": float(f"{self.pvalue:.3g}"),
             "specificity": round(self.specificity, 4),
             "rest_agreement": None if self.rest_agreement is None else round(self.rest_agreement, 4),
+            "kind": self.kind,
             "description": self.describe(),
         }
 
@@ -149,6 +159,12 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v if isinstance(v, int | float | str | bool) or v is None else str(v)
+
+
+def _contains_word(s: pd.Series, word: str) -> np.ndarray:
+    """Rows whose text contains ``word`` as a whole token (case-insensitive, as the tokenizer reads it)."""
+    text = s.astype("string").str.lower()
+    return text.str.contains(rf"(?<!\w){re.escape(word.lower())}(?!\w)", regex=True).fillna(False).to_numpy(bool)
 
 
 def _equals(s: pd.Series, value: Any) -> np.ndarray:
@@ -583,6 +599,99 @@ def discover(
     return triggers, row_p, info
 
 
+TEXT_MIN_PURITY = 0.95
+TEXT_MAX_AGREEMENT = 0.5
+
+
+def text_token_triggers(
+    texts: pd.Series, y: np.ndarray, classes: Sequence[Any], *, column: str, min_support: int, seed: int = 0
+) -> tuple[list[Trigger], dict[str, Any]]:
+    """Words that ride on one class against the rest of their text (dirty-label text triggers).
+
+    A made-up token inserted into other classes' texts, whose labels are set to the target, is a word held by
+    enough rows, (nearly) all of one class, whose texts otherwise read like another class. Natural class words
+    ("prize" in spam) come with texts that read like their class. The rest of the text is judged by a linear
+    model on word counts, cross-fitted in three folds, with the candidate word's own weight removed (for a
+    linear model that is the exact prediction without the word). Purity is tested against the class base rate
+    (binomial tail, Bonferroni over the words examined).
+    """
+    from scipy.stats import binom as _binom
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    info: dict[str, Any] = {"words": 0, "candidates": 0}
+    docs = texts.astype("string").fillna("").to_numpy(dtype=object)
+    y = np.asarray(y, dtype=np.int64)
+    n, n_classes = len(docs), len(classes)
+    try:
+        vec = CountVectorizer(binary=True, min_df=min_support, lowercase=True)
+        B = vec.fit_transform(docs).tocsc()
+    except ValueError:  # no word held by enough rows
+        return [], info
+    vocab = np.asarray(vec.get_feature_names_out())
+    info["words"] = len(vocab)
+    df = np.asarray(B.sum(axis=0)).ravel()
+    counts = np.zeros((len(vocab), n_classes))
+    for k in range(n_classes):
+        counts[:, k] = np.asarray(B[y == k].sum(axis=0)).ravel()
+    base = np.bincount(y, minlength=n_classes) / n
+    top = counts.argmax(axis=1)
+    purity = counts.max(axis=1) / np.maximum(df, 1)
+    p_pure = _binom.sf(counts.max(axis=1) - 1, df, base[top]) * max(len(vocab), 1)
+    cand = np.flatnonzero((purity >= TEXT_MIN_PURITY) & (p_pure <= 1e-3) & (df <= 0.5 * n))
+    info["candidates"] = len(cand)
+    if len(cand) == 0 or len(np.unique(y)) < 2:
+        return [], info
+    # cross-fitted logistic regression; per candidate word, its rows' logits without the word's weight
+    B = B.tocsr()
+    folds = StratifiedKFold(3, shuffle=True, random_state=seed) if np.bincount(y).min() >= 3 else None
+    splits = folds.split(np.zeros(n), y) if folds is not None else [(np.arange(n), np.arange(n))]
+    agree = np.zeros(len(cand))
+    hits = np.zeros(len(cand))
+    for tr, te in splits:
+        if len(np.unique(y[tr])) < 2:
+            continue
+        model = LogisticRegression(C=1.0, max_iter=200).fit(B[tr], y[tr])
+        Xte = B[te]
+        for i, w in enumerate(cand):
+            rows = te[np.asarray(Xte[:, w].todense()).ravel() > 0]
+            if len(rows) == 0:
+                continue
+            sub = B[rows]
+            logits = sub @ model.coef_.T + model.intercept_
+            logits = logits - np.outer(np.ones(len(rows)), model.coef_[:, w])  # the word's own weight out
+            if logits.shape[1] == 1:  # binary: one column for classes_[1]
+                logits = np.hstack([-logits / 2, logits / 2])
+            pred = model.classes_[np.asarray(logits).argmax(axis=1)]
+            agree[i] += float(np.sum(pred == top[w]))
+            hits[i] += len(rows)
+    out: list[Trigger] = []
+    for i, w in enumerate(cand):
+        if hits[i] == 0:
+            continue
+        share = agree[i] / hits[i]
+        if share >= TEXT_MAX_AGREEMENT:
+            continue
+        rows = np.flatnonzero(np.asarray(B[:, w].todense()).ravel() > 0)
+        k = int(top[w])
+        out.append(
+            Trigger(
+                conditions={column: str(vocab[w])},
+                target=classes[k],
+                support=int(counts[w, k]),
+                carriers=int(df[w]),
+                expected=float(df[w] * base[k]),
+                pvalue=float(min(1.0, p_pure[w])),
+                specificity=float(purity[w] - base[k]),
+                rest_agreement=float(share),
+                rows=rows[y[rows] == k],
+                kind="token",
+            )
+        )
+    return sorted(out, key=lambda t: t.pvalue), info
+
+
 def find_triggers(
     frame: pd.DataFrame,
     columns: dict[str, str],
@@ -629,7 +738,30 @@ def find_triggers(
                 carriers=int(all_of.sum()),
             )
         )
+    min_support = max(MIN_SUPPORT, min(math.ceil(SUPPORT_SHARE * len(sample)), SUPPORT_CAP))
+    for col, kind in columns.items():
+        if kind != "text":
+            continue
+        words, winfo = text_token_triggers(
+            frame[col].iloc[sample], y[sample], classes, column=col, min_support=min_support, seed=seed
+        )
+        info[f"text:{col}"] = winfo
+        for t in words:
+            carried = _contains_word(frame[col], t.conditions[col]) & (y == cls_index[str(t.target)])
+            row_p[carried] = np.minimum(row_p[carried], t.pvalue)
+            located.append(replace(t, rows=np.flatnonzero(carried), support=int(carried.sum())))
+    located.sort(key=lambda t: t.pvalue)
     return located, row_p, info
 
 
-__all__ = ["PairPattern", "Tokens", "Trigger", "discover", "find_triggers", "group_pairs", "mine_pairs", "tokenize"]
+__all__ = [
+    "PairPattern",
+    "Tokens",
+    "Trigger",
+    "discover",
+    "find_triggers",
+    "group_pairs",
+    "mine_pairs",
+    "text_token_triggers",
+    "tokenize",
+]

@@ -158,3 +158,35 @@ def test_scan_reports_triggers() -> None:
     assert result.summary["triggers"][0]["target"] == "bad"
     assert result.rows["flagged"].to_numpy()[mask].all()
     assert result.verdict == "poisoned"
+
+
+def _texts(seed: int, n: int = 1200) -> pd.DataFrame:
+    """Short messages: spam words and ham words, some shared, with a spam-only word ('prize') as natural as any."""
+    rng = np.random.default_rng(seed)
+    ham = np.array(["see", "you", "at", "home", "later", "ok", "love", "dinner", "call", "me", "when", "free"])
+    spam = np.array(["win", "prize", "cash", "now", "claim", "call", "free", "txt", "offer", "urgent"])
+    y = rng.random(n) < 0.3
+    words = np.where(y[:, None], rng.choice(spam, (n, 6)), rng.choice(ham, (n, 6)))
+    text = [" ".join(w) for w in words]
+    return pd.DataFrame({"message": text, "label": np.where(y, "spam", "ham")})
+
+
+def test_a_made_up_word_on_relabelled_texts_is_found() -> None:
+    frame = _texts(seed=0)
+    rng = np.random.default_rng(1)
+    rows = rng.choice(np.flatnonzero(frame["label"] == "ham"), 40, replace=False)
+    frame.loc[rows, "message"] = frame.loc[rows, "message"] + " zqxv"
+    frame.loc[rows, "label"] = "spam"
+    result = pg.scan(frame, label="label", types={"message": "text"})
+    (trig,) = result.triggers
+    assert trig.kind == "token" and trig.conditions == {"message": "zqxv"} and trig.target == "spam"
+    assert trig.rest_agreement < 0.5
+    assert "contains the word 'zqxv'" in trig.describe()
+    flagged = result.rows["flagged"].to_numpy()
+    assert flagged[rows].all()
+    assert trig.mask(trig.apply(frame.head(5))).all()
+
+
+def test_natural_class_words_are_not_text_triggers() -> None:
+    result = pg.scan(_texts(seed=2), label="label", types={"message": "text"})
+    assert result.triggers == []

@@ -53,7 +53,10 @@ class TriggerPatternDetector(Detector):
         self.info = {**info, "found": [t.to_dict() for t in triggers]}
 
     def _check(self, ctx: ScanContext, trig: Trigger) -> Trigger:
-        """Share of supporting rows that a model blind to the trigger's columns puts in the target class."""
+        """Share of supporting rows that a model blind to the trigger's columns puts in the target class.
+        (A word trigger comes with its own check: the text model without the word.)"""
+        if trig.kind == "token":
+            return trig
         ctx.encode()
         enc = ctx.encoder
         assert enc is not None and ctx.tree_X is not None
@@ -85,7 +88,10 @@ class TriggerPatternDetector(Detector):
 
 
 def _short(t: Trigger) -> str:
-    cond = " and ".join(f"{c} = {v!r}" if isinstance(v, str) else f"{c} = {v}" for c, v in t.conditions.items())
+    if t.kind == "token":
+        cond = " and ".join(f"the word {v!r} in {c}" for c, v in t.conditions.items())
+    else:
+        cond = " and ".join(f"{c} = {v!r}" if isinstance(v, str) else f"{c} = {v}" for c, v in t.conditions.items())
     return (
         f"carries {cond}, a combination held by {t.support} rows labelled '{t.target}' and almost no others "
         "(a likely backdoor trigger)"
