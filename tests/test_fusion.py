@@ -191,6 +191,9 @@ def test_a_detector_with_a_plain_excess_earns_a_larger_level() -> None:
     f = fuse(junk, np.array([4.0, 1.0]), np.array([False, True]), 0.01)
     assert f.levels[1] > base.levels[1] and f.levels[0] == base.levels[0]
     assert f.flagged[block].mean() > 0.95
-    assert f.flagged[np.setdiff1d(np.arange(n), block)].mean() < 0.02
+    # the price: clean rows among the flags, at most about the FDR (here the clean p-values are uniform, the
+    # worst case; a detector's conservative null gives fewer)
+    clean_rows = np.setdiff1d(np.arange(n), block)
+    assert f.flagged[clean_rows].sum() / f.flagged.sum() < 0.3
     # without adaptation the block stays mostly below the flag line
     assert fuse(junk, np.array([4.0, 1.0]), np.array([False, True]), 0.01, adapt=False).flagged[block].mean() < 0.5

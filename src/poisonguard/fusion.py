@@ -14,9 +14,9 @@ enter the score. Otherwise every weak secondary signal would blur the ranking th
 A detector that plainly sees poison earns a larger share. A block of junk rows (a tenth of the data, say) sits
 in the tail that the detector's own null is estimated from, so each junk row's p-value is only moderately small
 (1e-3 to 1e-2) and would stay below the flag level. When a detector holds far more small p-values than its null
-allows (a binomial excess at 1e-3, Bonferroni over detectors and levels) its level rises to the largest level at
-which the share of clean rows among the rows it would flag is estimated at most ``FDR`` (Benjamini-Hochberg's
-estimate, ``n * t / count``). Clean data seldom shows such an excess, so its false-alarm rate is as above.
+allows (a binomial excess at 1e-3, Bonferroni over detectors and thresholds) its level rises to the
+Benjamini-Hochberg threshold at ``FDR``: the largest p-value ``p_(k)`` with ``p_(k) <= FDR * k / n``, so that the
+expected share of clean rows among its flags stays at most ``FDR``. Clean data seldom shows such an excess, so its false-alarm rate is as above.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Fused:
     levels: np.ndarray  # per-detector flag level w_d * fpr
 
 
-FDR = 0.1
+FDR = 0.2
 ADAPT_MIN_ROWS = 200
 ADAPT_MIN_FLAGS = 10
 ADAPT_MAX_LEVEL = 0.05
@@ -49,24 +49,24 @@ ADAPT_ALPHA = 1e-3
 
 
 def adapted_levels(pvalues: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """Per detector, the largest level (doubling from its own, at most ``ADAPT_MAX_LEVEL``) at which it flags a
-    significant excess of rows with an estimated false share of at most ``FDR``; its own level otherwise."""
+    """Per detector, the Benjamini-Hochberg level at ``FDR`` (at most ``ADAPT_MAX_LEVEL``) when it selects at
+    least ``ADAPT_MIN_FLAGS`` rows, more than its own level would, and that many small p-values are a significant
+    excess over the null; its own level otherwise."""
     n, d = pvalues.shape
     out = levels.astype(np.float64).copy()
     if n < ADAPT_MIN_ROWS:
         return out
+    ranks = np.arange(1, n + 1)
     for j in range(d):
-        grid = levels[j] * 2.0 ** np.arange(1, 40)
-        grid = grid[grid <= ADAPT_MAX_LEVEL]
-        if grid.size == 0:
-            continue
         p = np.sort(pvalues[:, j])
-        counts = np.searchsorted(p, grid, side="right")
-        alpha = ADAPT_ALPHA / (d * grid.size)
-        excess_p = binom.sf(counts - 1, n, grid)
-        ok = (counts >= ADAPT_MIN_FLAGS) & (n * grid <= FDR * counts) & (excess_p <= alpha)
-        if ok.any():
-            out[j] = float(grid[np.flatnonzero(ok).max()])
+        ok = (p <= FDR * ranks / n) & (p <= ADAPT_MAX_LEVEL) & (ranks >= ADAPT_MIN_FLAGS)
+        if not ok.any():
+            continue
+        k = int(np.flatnonzero(ok).max())
+        t, count = float(p[k]), k + 1
+        # the excess test is Bonferroni-corrected over the detectors and the n thresholds BH looked at
+        if t > out[j] and binom.sf(count - 1, n, max(t, 1e-300)) <= ADAPT_ALPHA / (d * n):
+            out[j] = t
     return out
 
 
