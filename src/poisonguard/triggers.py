@@ -381,9 +381,17 @@ def mine_pairs(
         phi_o = _phi(carriers - kk, oa, ob, om)
         # tied elsewhere too: a clear tie (phi >= TIE) that is hardly an accident of sampling (z >= 2) in the others
         tied_elsewhere = (phi_o >= TIE) & (phi_o * np.sqrt(om) >= 2)
-        # an ordinary value that the other classes never hold gives no evidence either way (a whole class
-        # rewritten by a heavy attack, or a value only one class has): only out-of-range values may do that
-        unseen = ((oa == 0) & ~tok_novel[a]) | ((ob == 0) & ~tok_novel[b])
+        # An ordinary value that the other classes never hold, in a column they hold (almost) one value of, says
+        # nothing: a heavy attack rewrote that column there (a trigger stamped on a whole class), so the ties of
+        # this class cannot be compared. Where the column varies in the other classes, a value that never shows
+        # there is evidence like any other.
+        other = y != k
+        flat_col = np.array(
+            [np.bincount(codes[other, j]).max() >= 0.995 * other.sum() if other.any() else True for j in range(d)]
+        )
+        unseen = ((oa == 0) & ~tok_novel[a] & flat_col[col_of_tok[a]]) | (
+            (ob == 0) & ~tok_novel[b] & flat_col[col_of_tok[b]]
+        )
         ok = (phi_o <= phi / 2) & ~tied_elsewhere & ~unseen
         a, b, kk, na, nb, phi, phi_o, carriers = (v[ok] for v in (a, b, kk, na, nb, phi, phi_o, carriers))
         expected = na * nb / m
