@@ -39,7 +39,7 @@ from datasets import LOADERS  # noqa: E402
 import poisonguard as pg  # noqa: E402
 from poisonguard.attacks import ATTACKS  # noqa: E402
 from poisonguard.context import knn  # noqa: E402
-from poisonguard.errors import ConfigError  # noqa: E402
+from poisonguard.errors import PoisonguardError  # noqa: E402
 from poisonguard.features import FeatureEncoder  # noqa: E402
 from poisonguard.redteam import _asr, _evaluate, split_and_baseline  # noqa: E402
 
@@ -386,7 +386,7 @@ def main() -> None:
                         t = time.perf_counter()
                         try:
                             rec = run_one(name, sim, attack, rate, seed)
-                        except ConfigError as exc:
+                        except PoisonguardError as exc:  # an attack that does not apply, or leaves one class
                             rec = {"dataset": name, "attack": attack, "rate": rate, "seed": seed, "skipped": str(exc)}
                         keep(rec)
                         auc = rec.get("scan", {}).get("auroc") if isinstance(rec.get("scan"), dict) else None

@@ -6,8 +6,8 @@ also look like ordinary label noise within one class pair, so a scan has to find
 
 Parameters: ``source`` and ``target``, class labels in their original form (default: the minority class becomes
 the majority class; with several classes of the same size the first one). ``rate * n`` rows of the source class
-are flipped (``n`` = all rows), capped at the rows the source class has. ``meta``: ``source``, ``target`` (as
-text), ``rows``.
+are flipped (``n`` = all rows); a rate that would flip every row of the source class does not apply (the data
+would hold one class). ``meta``: ``source``, ``target`` (as text), ``rows``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from .base import (
     class_code,
     class_counts,
     count_for,
+    does_not_apply,
     minority_class,
     pick_rows,
     register_attack,
@@ -59,7 +60,14 @@ class ClassTargetedFlipAttack(Attack):
     def _apply(self, data: Dataset, *, rate: float, rng: np.random.Generator) -> Poisoned:
         n = data.n_rows
         source, target = self.classes(data)
-        rows = pick_rows(np.flatnonzero(data.y == source), count_for(n, rate), rng)
+        pool = np.flatnonzero(data.y == source)
+        if count_for(n, rate) >= len(pool):
+            raise does_not_apply(
+                self.name,
+                f"{rate:.0%} of the rows is {count_for(n, rate)} rows, and class {data.classes[source]!r} has only "
+                f"{len(pool)}: the flip would leave it empty. Use a lower rate.",
+            )
+        rows = pick_rows(pool, count_for(n, rate), rng)
         frame = with_labels(data, data.frame, rows, np.full(len(rows), target))
         meta = {"source": str(data.classes[source]), "target": str(data.classes[target]), "rows": rows.tolist()}
         return Poisoned(frame, row_mask(n, rows), meta)
