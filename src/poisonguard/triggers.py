@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -143,6 +143,29 @@ class Trigger:
             "kind": self.kind,
             "description": self.describe(),
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Trigger:
+        """A trigger from ``to_dict``'s output (a saved scan's summary.json), enough to ``mask``, ``apply`` and
+        measure ``attack_success_rate``; rows and tested pairs are not saved."""
+        try:
+            conditions = dict(d["conditions"])
+            target = d["target"]
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"a trigger needs 'conditions' (column -> value) and 'target'; got {d!r}") from exc
+        if not conditions:
+            raise ValueError("a trigger needs at least one condition")
+        return cls(
+            conditions=conditions,
+            target=target,
+            support=int(d.get("support", 0)),
+            carriers=int(d.get("carriers", 0)),
+            expected=float(d.get("expected", 0.0)),
+            pvalue=float(d.get("pvalue", 1.0)),
+            specificity=float(d.get("specificity", 0.0)),
+            rest_agreement=d.get("rest_agreement"),
+            kind=str(d.get("kind", "values")),
+        )
 
 
 def _fmt(v: Any) -> str:
