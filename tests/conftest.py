@@ -102,3 +102,22 @@ def invoke(runner: CliRunner):
         return runner.invoke(app, [str(a) for a in args])
 
     return run
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium for the session (see ``tests/services.py``); skipped when it is not installed."""
+    from services import Browser
+
+    b = Browser()
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The SQLAlchemy URL of a throwaway PostgreSQL server for the session; use ``services.fresh_database``."""
+    from services import postgres_server
+
+    with postgres_server() as url:
+        yield url
