@@ -80,7 +80,7 @@ class Browser:
         page.on("console", lambda m: report.console.append((m.type, m.text)))
         page.on("pageerror", lambda e: report.errors.append(str(e)))
         page.on("requestfailed", lambda r: report.failed_requests.append(r.url))
-        url = target if isinstance(target, str) else Path(target).resolve().as_uri()
+        url = target if isinstance(target, str) and "://" in target else Path(target).resolve().as_uri()
         page.goto(url, wait_until="load")
         return page, report
 

@@ -377,12 +377,31 @@ def scan(
     encoding: Annotated[str, typer.Option(help="Text encoding of a CSV, TSV or JSON Lines file.")] = "utf-8",
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
     top: Annotated[int, typer.Option(min=0, help="How many flagged rows to list.")] = 10,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML report to this file.")
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            help="Judge the result with this policy file (poisonguard.yaml or pyproject.toml); the gate decides the exit code."
+        ),
+    ] = None,
+    junit: Annotated[Path | None, typer.Option(help="With --policy: write the gate's JUnit XML here.")] = None,
+    sarif: Annotated[Path | None, typer.Option(help="With --policy: write the gate's SARIF here.")] = None,
 ) -> None:
     """Scan a labelled table for poisoned rows and print a summary.
 
-    Exit code 0: the verdict is below --fail-on; 1: at or above it; 2: a usage or input error.
+    Exit code 0: the verdict is below --fail-on (with --policy: every rule holds); 1: at or above it (a rule is
+    broken); 2: a usage or input error.
     """
     ctx.meta[_DEBUG_KEY] = debug
+    if (junit or sarif) and policy is None:
+        raise ConfigError("--junit and --sarif write the gate's result; pass --policy FILE too.")
+    loaded = None
+    if policy is not None:
+        from .policy import load_policy
+
+        loaded = load_policy(policy)  # a bad policy fails before the scan runs
     result = run_scan(
         data,
         label=label,
@@ -401,6 +420,25 @@ def scan(
         top=top,
         debug=debug,
     )
+    console = Console(highlight=False)
+    if html is not None:
+        from .report import scan_html, write
+
+        write(scan_html(result), html, inputs=(data,))
+        console.print(f"Wrote the report to {escape(str(html))}")
+    if loaded is not None:
+        from .gate import evaluate_gate
+
+        gate = evaluate_gate(
+            loaded,
+            scan=result.to_dict(),
+            data=data,
+            contract_checker=_contract_checker(),
+            inputs={"data": str(data)},
+        )
+        flagged = result.flagged[["row", "score", "reasons"]].head(SARIF_MAX_ROWS).to_dict("records")
+        _finish_gate(console, gate, junit=junit, sarif=sarif, data=data, flagged_rows=flagged)
+        raise typer.Exit(0 if gate.passed else 1)
     raise typer.Exit(_exit_code(result.verdict, fail_on))
 
 
@@ -500,6 +538,9 @@ def redteam(
         list[str] | None, typer.Option("--type", "-t", help="COL=KIND type override (repeatable).")
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full results to this JSON file.")] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML report to this file.")
+    ] = None,
     fpr: Annotated[float, typer.Option(help="False-alarm rate of the scan.")] = 0.01,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -579,12 +620,197 @@ def redteam(
     if json_out is not None:
         result.to_json(json_out)
         console.print(f"Wrote {escape(str(json_out))}")
+    if html is not None:
+        from .report import redteam_html, write
+
+        write(redteam_html(result), html, inputs=(data,))
+        console.print(f"Wrote the report to {escape(str(html))}")
 
 
 def _fmt_opt(v: Any, *, pct: bool = True) -> str:
     if v is None or v != v:
         return "-"
     return _pct(v) if pct else f"{v:.3f}"
+
+
+SARIF_MAX_ROWS = 200  # flagged rows listed in SARIF (code-scanning views choke on thousands)
+
+
+def _contract_checker() -> Any:
+    """The data-contract check for the gate, when this poisonguard has contracts."""
+    try:
+        from .contracts import gate_check
+    except ImportError:
+        return None
+    return gate_check
+
+
+def _finish_gate(
+    console: Console,
+    gate: Any,
+    *,
+    junit: Path | None,
+    sarif: Path | None,
+    data: Path | None,
+    flagged_rows: list[dict[str, Any]],
+    json_out: Path | None = None,
+) -> None:
+    """Print the gate's checks and write its JUnit, SARIF and JSON files."""
+    from .gate import write_junit, write_sarif
+
+    table = Table(title=f"Gate: {escape(gate.policy)}", title_justify="left")
+    for col in ("rule", "result", "what was found"):
+        table.add_column(col, overflow="fold")
+    for c in gate.checks:
+        found = escape(c.message) + "".join(f"\n  - {escape(d)}" for d in c.details[:10])
+        if len(c.details) > 10:
+            found += f"\n  ... and {len(c.details) - 10} more"
+        table.add_row(escape(c.rule), "[green]pass[/]" if c.passed else "[bold red]FAIL[/]", found)
+    console.print()
+    console.print(table)
+    if not gate.checks:
+        console.print("The policy sets no rule for the results given; nothing to judge.")
+    broken = gate.broken
+    console.print(
+        "[bold green]Gate passed[/]"
+        if not broken
+        else f"[bold red]Gate failed[/]: {len(broken)} of {len(gate.checks)} rules broken"
+    )
+    header = 1 if data is not None and data.suffix.lower() in {".csv", ".tsv", ".txt"} else 0
+    rows = (
+        flagged_rows
+        if data is not None and data.suffix.lower() in {".csv", ".tsv", ".txt", ".jsonl", ".ndjson"}
+        else []
+    )
+    for target, write in (
+        (junit, lambda p: write_junit(gate, p)),
+        (sarif, lambda p: write_sarif(gate, p, data=data, flagged_rows=rows, header_lines=header)),
+    ):
+        if target is None:
+            continue
+        try:
+            write(target)
+        except OSError as exc:
+            raise ConfigError(f"{target}: cannot write ({exc.strerror or exc}).") from exc
+        console.print(f"Wrote {escape(str(target))}")
+    if json_out is not None:
+        import json
+
+        json_out.write_text(json.dumps(gate.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
+        console.print(f"Wrote {escape(str(json_out))}")
+
+
+def _read_json(path: Path, what: str, flag: str) -> dict[str, Any]:
+    import json
+
+    if path.is_dir():
+        path = path / "summary.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{flag} {path}: no such file; pass the {what}.") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{flag} {path}: not valid JSON ({exc}); pass the {what}.") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{flag} {path}: not a JSON object; pass the {what}.")
+    return doc
+
+
+@app.command()
+def gate(
+    ctx: typer.Context,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            help="The policy file (default: ./poisonguard.yaml, else [tool.poisonguard] in ./pyproject.toml)."
+        ),
+    ] = None,
+    scan_dir: Annotated[
+        Path | None, typer.Option("--scan", help="A saved scan: the directory of 'scan --out', or its summary.json.")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="The data file, for the policy's contracts and SARIF lines.")
+    ] = None,
+    redteam_json: Annotated[Path | None, typer.Option("--redteam", help="The file of 'redteam --json'.")] = None,
+    evaluation_json: Annotated[Path | None, typer.Option("--evaluation", help="The file of 'evaluate --json'.")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here (one test case per rule).")] = None,
+    sarif: Annotated[Path | None, typer.Option(help="Write SARIF 2.1.0 here (broken rules and flagged rows).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the gate's result as JSON here.")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Judge saved results against the policy: exit 0 when every rule holds, 1 with the list of broken rules,
+    2 for a bad policy or input."""
+    import pandas as pd
+
+    from .gate import evaluate_gate
+    from .policy import find_policy, load_policy
+
+    ctx.meta[_DEBUG_KEY] = debug
+    if policy is None:
+        policy = find_policy(".")
+        if policy is None:
+            raise ConfigError(
+                "no policy: pass --policy FILE, or put a poisonguard.yaml (or a [tool.poisonguard] table in "
+                "pyproject.toml) in the current directory."
+            )
+    loaded = load_policy(policy)
+    scan_doc = (
+        _read_json(scan_dir, "directory of 'poisonguard scan --out' or its summary.json", "--scan")
+        if scan_dir
+        else None
+    )
+    flagged: list[dict[str, Any]] = []
+    if scan_dir is not None:
+        rows_csv = (scan_dir if scan_dir.is_dir() else scan_dir.parent) / "rows.csv"
+        if rows_csv.is_file():
+            rows = pd.read_csv(rows_csv, usecols=lambda c: c in {"row", "score", "flagged", "reasons"})
+            if {"row", "score", "flagged"} <= set(rows.columns):
+                flagged = rows[rows["flagged"].astype(bool)].nlargest(SARIF_MAX_ROWS, "score").to_dict("records")
+    inputs = {
+        k: str(v)
+        for k, v in (("scan", scan_dir), ("data", data), ("redteam", redteam_json), ("evaluation", evaluation_json))
+        if v
+    }
+    result = evaluate_gate(
+        loaded,
+        scan=scan_doc,
+        data=data,
+        redteam=_read_json(redteam_json, "file of 'poisonguard redteam --json'", "--redteam") if redteam_json else None,
+        evaluation=_read_json(evaluation_json, "file of 'poisonguard evaluate --json'", "--evaluation")
+        if evaluation_json
+        else None,
+        contract_checker=_contract_checker(),
+        inputs=inputs,
+    )
+    _finish_gate(
+        Console(highlight=False), result, junit=junit, sarif=sarif, data=data, flagged_rows=flagged, json_out=json_out
+    )
+    raise typer.Exit(0 if result.passed else 1)
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A saved result: the directory of 'scan --out', or the file of 'redteam --json'.", show_default=False
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="The HTML file to write (default: report.html beside the result)."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Build the self-contained HTML report of a saved scan or red-team result."""
+    from .report import saved_html, write
+
+    ctx.meta[_DEBUG_KEY] = debug
+    page = saved_html(path)
+    target = out or ((path / "report.html") if path.is_dir() else path.with_suffix(".html"))
+    write(page, target, inputs=(path,))
+    Console(highlight=False).print(f"Wrote the report to {escape(str(target))}")
 
 
 @app.command()

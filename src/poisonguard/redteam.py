@@ -261,6 +261,7 @@ def redteam(
     runs = pd.DataFrame.from_records(records)
     budget = _budget(runs, damage_threshold)
     settings = {
+        "data": ds.name,
         "rates": list(rates),
         "seed": seed,
         "test_size": test_size,
