@@ -384,6 +384,44 @@ def compare(
     )
 
 
+def label_report(
+    profile: Profile,
+    labels: Sequence[Any],
+    predictions: Sequence[Any] | None,
+    thresholds: DriftThresholds | None = None,
+) -> tuple[dict[str, Any], list[Alert]]:
+    """Delayed labels of one batch: label drift against the reference and accuracy against the predictions."""
+    th = thresholds or DriftThresholds()
+    lab = _categories(pd.Series(np.asarray(labels, dtype=object)))
+    out: dict[str, Any] = {"rows": len(lab)}
+    found: list[Alert] = []
+    if profile.label_profile is not None:
+        d = _column_drift(profile.label_profile, lab, None)
+        d["p_adjusted"] = d["pvalue"]
+        big, critical = _effect(d, th)
+        d["drifted"] = bool(d["pvalue"] < th.alpha and big)
+        out["label"] = d
+        if d["drifted"]:
+            found.append(
+                Alert(
+                    kind="label_drift",
+                    subject=str(profile.label),
+                    severity="critical" if critical else "warning",
+                    message=f"label '{profile.label}' drifted: JS distance {d['js']:.3f} (p = {d['pvalue']:.2g}).",
+                    value=d["js"],
+                    pvalue=d["pvalue"],
+                )
+            )
+    if predictions is not None:
+        pred = _categories(pd.Series(np.asarray(predictions, dtype=object)))
+        acc = float(np.mean(lab.to_numpy(dtype=object) == pred.to_numpy(dtype=object)))
+        perf = performance_check(acc, len(lab), profile.reference_accuracy, th)
+        if "alert" in perf:
+            found.append(perf.pop("alert"))
+        out["performance"] = perf
+    return out, found
+
+
 def performance_check(accuracy: float, n: int, reference: float | None, th: DriftThresholds) -> dict[str, Any]:
     """Accuracy on labelled rows against the reference accuracy: an alert needs a drop of at least
     ``accuracy_drop`` and a one-sided binomial p-value below ``alpha``."""
@@ -417,6 +455,7 @@ __all__ = [
     "domain_classifier",
     "js_distance",
     "ks_test",
+    "label_report",
     "performance_check",
     "psi",
     "wasserstein",
