@@ -50,8 +50,8 @@ DASHBOARD = """<!doctype html>
 <main>
   <div class="cards" id="cards"></div>
   <section><h2>Drift per feature (PSI per batch; dashed: 0.1 and 0.25; red: drift alert)</h2><div class="grid" id="features"></div></section>
-  <section><h2>Trigger hits per batch</h2><div id="triggers"></div></section>
-  <section><h2>Accuracy on delayed labels</h2><div id="accuracy"></div></section>
+  <section><h2>Trigger hits per batch</h2><div class="grid" id="triggers"></div></section>
+  <section><h2>Accuracy on delayed labels</h2><div class="grid" id="accuracy"></div></section>
   <section><h2>Alerts (latest 100)</h2><div id="alerts"></div></section>
 </main>
 <script>
@@ -103,7 +103,7 @@ function chart(values, opts) {
   for (const [v, color] of (opts.lines || [])) {
     if (v <= ymax) s.appendChild(svgEl("line", {x1: PAD.l, x2: W - PAD.r, y1: y(v), y2: y(v), stroke: color, "stroke-dasharray": "4 3"}));
   }
-  const first = svgEl("text", {x: PAD.l, y: H - 4}); first.textContent = values.length ? "batch " + values[0].label : "no batches";
+  const first = svgEl("text", {x: PAD.l, y: H - 4}); first.textContent = values.length ? values[0].label : "no batches";
   s.appendChild(first);
   if (values.length > 1) {
     const last = svgEl("text", {x: W - PAD.r, y: H - 4, "text-anchor": "end"}); last.textContent = values[values.length - 1].label;
