@@ -69,8 +69,11 @@ class ColumnProfile:
     def codes(self, values: pd.Series) -> np.ndarray:
         """Category index per value: known categories, then ``<other>``, then missing."""
         k = len(self.categories)
+        index = self.__dict__.get("_index")
+        if index is None:
+            index = self.__dict__["_index"] = pd.Index(self.categories, dtype=object)
         miss = pd.isna(values).to_numpy()
-        codes = pd.Categorical(values, categories=self.categories).codes.astype(np.int64)
+        codes = index.get_indexer(values.to_numpy(dtype=object)).astype(np.int64)
         codes[codes < 0] = k
         codes[miss] = k + 1
         return codes
@@ -101,8 +104,11 @@ def coerce_column(values: pd.Series, kind: str, name: str, where: str) -> pd.Ser
 
 def _categories(values: pd.Series) -> pd.Series:
     """Categorical values as stripped text; booleans and 0/1 spelled one way ("true"/"false")."""
-    if values.dtype == object:
+    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
         inferred = pd.api.types.infer_dtype(values, skipna=True)
+        if inferred == "string":  # the common case (JSON and CSV text): strip, and an empty string is missing
+            arr = values.to_numpy(dtype=object)
+            return pd.Series([_text(v) for v in arr], index=values.index, dtype=object)
         if inferred in ("floating", "integer", "mixed-integer-float"):
             values = pd.to_numeric(values).astype(float)
         elif inferred == "boolean":
@@ -121,6 +127,14 @@ def _categories(values: pd.Series) -> pd.Series:
     out = values.astype("string").str.strip()
     out = out.where(out != "", pd.NA).astype(object)
     return out.where(out.notna(), None)
+
+
+def _text(v: Any) -> str | None:
+    if isinstance(v, str):
+        return v.strip() or None
+    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+        return None
+    return str(v).strip() or None
 
 
 def _normalise_bool(values: pd.Series) -> pd.Series:
@@ -269,6 +283,14 @@ class Profile:
         )
 
     # --- views ------------------------------------------------------------------------------------------------
+
+    def sorted_sample(self, column: str) -> np.ndarray:
+        """The reference sample of a numeric column, sorted, without missing values (cached)."""
+        cache = self.__dict__.setdefault("_sorted", {})
+        if column not in cache:
+            x = np.asarray([np.nan if v is None else v for v in self.sample.get(column, [])], dtype=float)
+            cache[column] = np.sort(x[~np.isnan(x)])
+        return cache[column]
 
     def sample_frame(self) -> pd.DataFrame:
         """The reference sample as a frame of feature columns (numeric as float, categorical as text)."""
