@@ -73,3 +73,32 @@ def test_monitor_bad_input_exits_2(invoke, tmp_path) -> None:
     assert res.exit_code == 2 and "no such file" in res.output
     res = invoke("monitor", tmp_path / "ref.csv", tmp_path / "ref.csv", "--model", tmp_path / "ref.csv")
     assert res.exit_code == 2 and "joblib" in res.output
+
+
+def test_serve_refuses_to_run_without_a_token(invoke, monkeypatch) -> None:
+    monkeypatch.delenv("POISONGUARD_TOKEN", raising=False)
+    res = invoke("serve", "--db", "sqlite://")
+    assert res.exit_code == 2
+    assert "--token" in res.output and "POISONGUARD_TOKEN" in res.output
+
+
+def test_public_names() -> None:
+    import poisonguard.monitor as m
+
+    assert m.__all__ == sorted(m.__all__)
+    assert set(m.__all__) == {
+        "Alert",
+        "ColumnProfile",
+        "DriftReport",
+        "DriftThresholds",
+        "GateResult",
+        "JsonlEventLog",
+        "Profile",
+        "RetrainEvent",
+        "RetrainPolicy",
+        "RetrainTrigger",
+        "TriggerWatch",
+        "WatchReport",
+        "command_gate",
+        "compare",
+    }
