@@ -6,8 +6,8 @@ import json
 
 import joblib
 import numpy as np
-from monitor_data import draw, fit_model
 
+from monitor_data import draw, fit_model
 from poisonguard.triggers import Trigger
 
 
