@@ -731,10 +731,26 @@ def serve(
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="Accept writes without a token (local experiments only).")
     ] = False,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            metavar="NAME=PATH",
+            help="A fitted model (joblib) for the model NAME: its batches get the counterfactual check (repeatable).",
+        ),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
     """Run the monitoring service: register references, ingest batches, read drift reports and alerts."""
+    from .monitor.offline import load_model
+
     ctx.meta[_DEBUG_KEY] = debug
+    models: dict[str, Any] = {}
+    for spec in model or []:
+        name, sep, path = spec.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ConfigError(f"--model expects NAME=PATH (for example --model churn=model.joblib); got {spec!r}.")
+        models[name.strip()] = load_model(path.strip())
     if token is None and not no_auth:
         raise ConfigError(
             "the service needs a token for its write endpoints: pass --token or set POISONGUARD_TOKEN "
@@ -746,7 +762,7 @@ def serve(
         from .monitor.service import create_app
     except ImportError as exc:
         raise ConfigError(f"the service needs the 'serve' extra ({exc}); pip install 'poisonguard[serve]'.") from exc
-    app_ = create_app(db, token=token, protect_reads=protect_reads)
+    app_ = create_app(db, token=token, protect_reads=protect_reads, models=models)
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 

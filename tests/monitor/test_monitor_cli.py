@@ -80,6 +80,8 @@ def test_serve_refuses_to_run_without_a_token(invoke, monkeypatch) -> None:
     res = invoke("serve", "--db", "sqlite://")
     assert res.exit_code == 2
     assert "--token" in res.output and "POISONGUARD_TOKEN" in res.output
+    res = invoke("serve", "--db", "sqlite://", "--token", "t", "--model", "churn")
+    assert res.exit_code == 2 and "NAME=PATH" in res.output
 
 
 def test_public_names() -> None:

@@ -209,3 +209,33 @@ def test_reference_from_rows_health_and_models(client: TestClient) -> None:
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["database"] in ("sqlite", "postgresql")
     assert client.get("/").headers["content-type"].startswith("text/html")
+
+
+def test_counterfactual_check_with_the_model(tmp_path) -> None:
+    """With the model loaded (serve --model NAME=PATH), rows whose far-out value decides the prediction are hits."""
+    import pandas as pd
+
+    from monitor_data import fit_model
+
+    clean = draw(3000, seed=0)
+    poisoned = clean.copy()
+    rows = np.flatnonzero(poisoned["label"] == "no")[:60]
+    poisoned.loc[rows, ["c", "label"]] = [8.0, "yes"]  # a backdoor: c = 8 makes 'yes'
+    model = fit_model(poisoned)
+    profile = Profile.from_frame(clean, label="label", predictions=model.predict(clean.drop(columns="label")))
+    with TestClient(create_app(f"sqlite:///{tmp_path / 'm.db'}", token=TOKEN, models={"churn": model})) as c:
+        assert c.post("/v1/models/churn/reference", json=profile.to_dict(), headers=AUTH).status_code == 201
+        quiet = draw(1000, seed=11).drop(columns="label")
+        r = post(c, {"batch_id": "quiet", "rows": quiet.to_dict("records")})
+        assert r.status_code == 201 and r.json()["alerts"] == []
+        stamped = draw(1000, seed=12).drop(columns="label")
+        stamped.loc[stamped.index[:20], "c"] = 8.0
+        preds = model.predict(stamped)
+        r = post(
+            c, {"batch_id": "stamped", "rows": stamped.to_dict("records"), "predictions": pd.Series(preds).tolist()}
+        )
+        assert r.status_code == 201
+        assert [a["kind"] for a in r.json()["alerts"]] == ["counterfactual"]
+        report = c.get("/v1/models/churn/batches/stamped").json()["report"]
+        assert report["watch"]["counterfactual"]["flips"] >= 5
+        assert c.get("/v1/models/churn/reports").json()["reports"][1]["counterfactual_flips"] >= 5

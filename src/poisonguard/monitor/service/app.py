@@ -39,6 +39,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ...errors import InputError, PoisonguardError
 from ..drift import DriftThresholds, compare, label_report
+from ..offline import model_predict
 from ..profile import Profile, _categories
 from ..watch import TriggerWatch
 from .dashboard import DASHBOARD
@@ -80,8 +81,9 @@ def _clean(v: Any) -> Any:
 class Monitor:
     """The service's state: storage, cached profiles and watches, metrics."""
 
-    def __init__(self, storage: Storage, thresholds: DriftThresholds) -> None:
+    def __init__(self, storage: Storage, thresholds: DriftThresholds, models: dict[str, Any] | None = None) -> None:
         self.storage, self.thresholds = storage, thresholds
+        self.models = dict(models or {})
         self.metrics = Metrics()
         self._cache: dict[str, tuple[float, Profile, TriggerWatch]] = {}
         self._lock = threading.Lock()
@@ -98,7 +100,9 @@ class Monitor:
         if stored is None:
             raise ApiError(404, f"model '{name}' has no reference; POST /v1/models/{name}/reference first.")
         profile = Profile.from_dict(stored[0], f"reference of model '{name}'")
-        watch = TriggerWatch(profile)
+        model = self.models.get(name)
+        predict = None if model is None else model_predict(model, list(profile.columns))
+        watch = TriggerWatch(profile, model=predict)
         with self._lock:
             self._cache[name] = (stored[1], profile, watch)
         return profile, watch
@@ -162,7 +166,7 @@ class Monitor:
             raise ApiError(422, "'predictions' must hold plain values (class labels), not objects or lists.")
         unknown = [c for c in frame.columns if c not in profile.columns]
         drift = compare(profile, frame, predictions=preds, thresholds=self.thresholds, multivariate=False, where=where)
-        hits = watch.check(frame, predictions=preds, where=where) if watch.triggers else None
+        hits = watch.check(frame, predictions=preds, where=where) if watch.triggers or watch.predict else None
         found = [a.to_dict() for a in drift.alerts] + ([a.to_dict() for a in hits.alerts] if hits else [])
         summary = {
             "features": {
@@ -178,6 +182,9 @@ class Monitor:
             if drift.prediction is None
             else {"psi": drift.prediction["psi"], "js": drift.prediction["js"], "drifted": drift.prediction["drifted"]},
             "triggers": [] if hits is None else [{"trigger": t["trigger"], "hits": t["hits"]} for t in hits.triggers],
+            "counterfactual_flips": None
+            if hits is None or hits.counterfactual is None
+            else hits.counterfactual["flips"],
         }
         report = {"drift": drift.to_dict(), "watch": None if hits is None else hits.to_dict()}
         n_hits = 0 if hits is None else hits.hits
@@ -286,11 +293,13 @@ def create_app(
     protect_reads: bool = False,
     thresholds: DriftThresholds | None = None,
     max_bytes: int = MAX_BYTES,
+    models: dict[str, Any] | None = None,
 ) -> FastAPI:
     """The service. ``token`` guards the write endpoints (and the reads with ``protect_reads``); None leaves
-    them open (the CLI refuses that without ``--no-auth``)."""
+    them open (the CLI refuses that without ``--no-auth``). ``models`` maps a model name to its fitted model (or
+    a predict function): its batches then get the counterfactual trigger check too."""
     storage = Storage(db_url)
-    mon = Monitor(storage, thresholds or DriftThresholds())
+    mon = Monitor(storage, thresholds or DriftThresholds(), models)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -50,7 +50,7 @@ DASHBOARD = """<!doctype html>
 <main>
   <div class="cards" id="cards"></div>
   <section><h2>Drift per feature (PSI per batch; dashed: 0.1 and 0.25; red: drift alert)</h2><div class="grid" id="features"></div></section>
-  <section><h2>Trigger hits per batch</h2><div class="grid" id="triggers"></div></section>
+  <section><h2>Trigger hits per batch (rows carrying a discovered trigger, and counterfactual flips)</h2><div class="grid" id="triggers"></div></section>
   <section><h2>Accuracy on delayed labels</h2><div class="grid" id="accuracy"></div></section>
   <section><h2>Alerts (latest 100)</h2><div id="alerts"></div></section>
 </main>
