@@ -240,9 +240,10 @@ class Profile:
             if kind in ("text", "datetime"):
                 ignored[col] = f"{kind} (not monitored)"
                 continue
+            boolean = kind == "boolean"
             kind = "numeric" if kind == "numeric" else "categorical"
             values = coerce_column(s, kind, col, name)
-            if kind == "categorical" and types.get(col, _infer_type(s, col, name)) == "boolean":
+            if boolean:
                 values = _normalise_bool(values)
             coerced[col] = values
             columns[col] = profile_column(values, kind, col)
