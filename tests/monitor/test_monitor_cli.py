@@ -24,6 +24,16 @@ def test_monitor_quiet_then_alerting(invoke, tmp_path) -> None:
     assert "feature_drift" in res.output and "Domain classifier" in res.output
     report = json.loads(out.read_text())
     assert {a["subject"] for a in report["alerts"] if a["kind"] == "feature_drift"} == {"a"}
+    # predictions in a column of both files: prediction drift, and accuracy once the new file has labels
+    ref.assign(pred=ref["label"]).to_csv(tmp_path / "ref_p.csv", index=False)
+    wrong = same.assign(pred=np.where(np.arange(len(same)) % 3 == 0, "yes", same["label"]))
+    wrong.to_csv(tmp_path / "new_p.csv", index=False)
+    args = ("--label", "label", "--prediction", "pred", "--no-multivariate", "--json", out)
+    res = invoke("monitor", tmp_path / "ref_p.csv", tmp_path / "new_p.csv", *args)
+    assert res.exit_code == 1, res.output
+    report = json.loads(out.read_text())
+    assert {a["kind"] for a in report["alerts"]} == {"performance", "prediction_drift"}
+    assert "pred" not in {f["column"] for f in report["drift"]["features"]}
 
 
 def test_profile_then_monitor_with_model_and_triggers(invoke, tmp_path) -> None:
