@@ -239,3 +239,21 @@ def test_counterfactual_check_with_the_model(tmp_path) -> None:
         report = c.get("/v1/models/churn/batches/stamped").json()["report"]
         assert report["watch"]["counterfactual"]["flips"] >= 5
         assert c.get("/v1/models/churn/reports").json()["reports"][1]["counterfactual_flips"] >= 5
+
+
+def test_a_trigger_in_02_percent_of_traffic_alerts_over_a_window(client: TestClient) -> None:
+    """Two stamped rows in a batch of 1,000 are too few for one batch; over a few batches they are plain."""
+    kinds = []
+    for i in range(6):
+        b = batch(f"drip-{i}", n=1000, seed=20 + i)
+        for r in b["rows"][:2]:
+            r.update(c=8.0, region="west")
+        res = post(client, b).json()
+        assert res["trigger_hits"] == 2
+        kinds.append([a["kind"] for a in res["alerts"]])
+    assert kinds[0] == []  # one batch alone: 2 hits, below the minimum of 3
+    assert all(k == ["trigger"] for k in kinds[1:])
+    alerts = client.get("/v1/models/churn/alerts").json()["alerts"]
+    assert "of the last 2000 rows" in alerts[-1]["message"]
+    # clean traffic after the attack: no window alert without hits of its own
+    assert post(client, batch("after", n=1000, seed=40)).json()["alerts"] == []

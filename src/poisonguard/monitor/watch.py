@@ -219,6 +219,54 @@ class TriggerWatch:
                 )
         return WatchReport(n_rows=n, triggers=out_triggers, counterfactual=cf, alerts=alerts)
 
+    def window(self, report: WatchReport, history: Sequence[Mapping[str, Any]]) -> list[Alert]:
+        """Alerts on the hits of ``report`` together with earlier batches (``history``: newest first, each
+        ``{"rows": n, "triggers": {trigger: hits}, "flips": n or None}``, keyed as ``report.triggers[i]["trigger"]``).
+
+        A stream that carries a trigger in 0.2% of its rows puts two rows in a batch of 1,000: too few to alert
+        on one batch, plain over ten. Only a batch that has hits itself raises a window alert, and only where it
+        raised no alert of its own, so a quiet stream after an attack does not repeat the alarm.
+        """
+        rows = report.n_rows + sum(int(h["rows"]) for h in history)
+        own = {a.subject for a in report.alerts}
+        out: list[Alert] = []
+        for t, rec in zip(self.triggers, report.triggers, strict=True):
+            subject = _short(t)
+            if rec["hits"] == 0 or subject in own:
+                continue
+            hits = rec["hits"] + sum(int(h.get("triggers", {}).get(rec["trigger"], 0)) for h in history)
+            p = float(stats.binom.sf(hits - 1, rows, self.trigger_baseline))
+            if hits >= self.min_hits and p < self.alpha:
+                out.append(
+                    Alert(
+                        kind="trigger",
+                        subject=subject,
+                        severity="critical",
+                        message=f"{hits} of the last {rows} rows ({hits / rows:.2%}) carry the trigger {subject}, "
+                        f"{rec['hits']} of them in this batch (p = {p:.2g}).",
+                        value=hits / rows,
+                        pvalue=p,
+                    )
+                )
+        cf = report.counterfactual
+        if cf is not None and cf["flips"] and not cf["alert"]:
+            flips = cf["flips"] + sum(int(h.get("flips") or 0) for h in history)
+            rate0 = max(self.baseline()["flip_rate"], 1.0 / (self.baseline()["rows"] + 1))
+            p = float(stats.binom.sf(flips - 1, rows, rate0))
+            if flips >= self.min_hits and p < self.alpha:
+                out.append(
+                    Alert(
+                        kind="counterfactual",
+                        subject="window",
+                        severity="critical",
+                        message=f"{flips} of the last {rows} rows ({flips / rows:.2%}) hold far-out values that decide "
+                        f"the prediction (reference rate {self.baseline()['flip_rate']:.2%}, p = {p:.2g}).",
+                        value=flips / rows,
+                        pvalue=p,
+                    )
+                )
+        return out
+
 
 def _labels(values: Any) -> np.ndarray:
     """Predictions as text, spelled as the profile spells categories (1.0 and 1 alike)."""

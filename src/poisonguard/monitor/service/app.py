@@ -51,6 +51,7 @@ BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 MAX_ROWS = 10_000
 MAX_BYTES = 16 * 2**20
 MAX_REFERENCE_BYTES = 256 * 2**20
+WINDOW_ROWS = 20_000  # trigger hits are also judged over the latest batches holding this many rows
 
 
 class ApiError(Exception):
@@ -81,8 +82,14 @@ def _clean(v: Any) -> Any:
 class Monitor:
     """The service's state: storage, cached profiles and watches, metrics."""
 
-    def __init__(self, storage: Storage, thresholds: DriftThresholds, models: dict[str, Any] | None = None) -> None:
-        self.storage, self.thresholds = storage, thresholds
+    def __init__(
+        self,
+        storage: Storage,
+        thresholds: DriftThresholds,
+        models: dict[str, Any] | None = None,
+        window_rows: int = WINDOW_ROWS,
+    ) -> None:
+        self.storage, self.thresholds, self.window_rows = storage, thresholds, window_rows
         self.models = dict(models or {})
         self.metrics = Metrics()
         self._cache: dict[str, tuple[float, Profile, TriggerWatch]] = {}
@@ -168,6 +175,17 @@ class Monitor:
         drift = compare(profile, frame, predictions=preds, thresholds=self.thresholds, multivariate=False, where=where)
         hits = watch.check(frame, predictions=preds, where=where) if watch.triggers or watch.predict else None
         found = [a.to_dict() for a in drift.alerts] + ([a.to_dict() for a in hits.alerts] if hits else [])
+        if hits is not None and hits.hits:
+            # a trigger in a fraction of a percent of traffic shows in a window of batches, not in one
+            history = [
+                {
+                    "rows": h["rows"],
+                    "triggers": {t["trigger"]: t["hits"] for t in h.get("triggers", [])},
+                    "flips": h.get("counterfactual_flips"),
+                }
+                for h in self.storage.recent(name, rows=self.window_rows)
+            ]
+            found += [a.to_dict() for a in watch.window(hits, history)]
         summary = {
             "features": {
                 f["column"]: {

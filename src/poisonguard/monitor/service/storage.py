@@ -257,6 +257,24 @@ class Storage:
             out.append(d)
         return out
 
+    def recent(self, model: str, *, rows: int, limit: int = 200) -> list[dict[str, Any]]:
+        """Summaries of the latest batches, newest first, until they hold ``rows`` rows (at most ``limit``)."""
+        q = (
+            sa.select(batches.c.n_rows, batches.c.summary)
+            .where(batches.c.model == model)
+            .order_by(batches.c.id.desc())
+            .limit(limit)
+        )
+        out: list[dict[str, Any]] = []
+        total = 0
+        with self.engine.connect() as conn:
+            for r in conn.execute(q):
+                if total >= rows:
+                    break
+                out.append({"rows": r.n_rows, **json.loads(r.summary)})
+                total += r.n_rows
+        return out
+
     def count_batches(self, model: str) -> tuple[int, int]:
         with self.engine.connect() as conn:
             row = conn.execute(
