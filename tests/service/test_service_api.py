@@ -108,6 +108,8 @@ def test_validation_errors_are_clear(client: TestClient) -> None:
     assert "bytes" in detail(r, 413)
     assert "model name" in detail(client.post("/v1/models/bad name!/reference", json={}, headers=AUTH), 422)
     assert "saved profile" in detail(client.post("/v1/models/m2/reference", json={"x": 1}, headers=AUTH), 422)
+    bad = {"rows": draw(50, seed=1).to_dict("records"), "triggers": [{"conditions": {}, "target": "yes"}]}
+    assert "trigger 0" in detail(client.post("/v1/models/m2/reference", json=bad, headers=AUTH), 422)
     # nothing of the above was stored
     assert client.get("/v1/models/churn").json()["batches"] == 0
 

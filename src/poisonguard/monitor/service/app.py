@@ -37,7 +37,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ...errors import InputError, PoisonguardError
+from ...errors import PoisonguardError
+from ...triggers import Trigger
 from ..drift import DriftThresholds, compare, label_report
 from ..offline import model_predict
 from ..profile import Profile, _categories
@@ -135,9 +136,11 @@ class Monitor:
             profile = Profile.from_frame(frame, label=label, predictions=preds, triggers=triggers, name="reference")
         else:
             raise ApiError(422, 'the reference needs either a saved profile (with "format") or "rows".')
-        for t in profile.triggers:
-            if not isinstance(t, dict) or "conditions" not in t or "target" not in t:
-                raise ApiError(422, "each trigger needs 'conditions' (column -> value) and 'target'.")
+        for i, t in enumerate(profile.triggers):
+            try:
+                Trigger.from_dict(t)
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise ApiError(422, f"trigger {i}: {exc}; send the triggers of a scan's summary.json.") from exc
         created = self.storage.put_model(name, profile.to_dict())
         return {
             "model": name,
@@ -467,4 +470,4 @@ def create_app(
     return app
 
 
-__all__ = ["ApiError", "InputError", "create_app"]
+__all__ = ["ApiError", "create_app"]
