@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from monitor_data import draw
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from monitor_data import draw
 from poisonguard.errors import InputError
 from poisonguard.monitor import DriftThresholds, Profile, compare
 from poisonguard.monitor.drift import benjamini_hochberg, chi2_two_sample, js_distance, ks_test, psi, wasserstein
@@ -111,3 +113,19 @@ def test_missing_column_and_bad_value_are_input_errors(profile: Profile) -> None
         compare(profile, new)
     with pytest.raises(InputError, match="alpha"):
         DriftThresholds(alpha=2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(0, 1000), min_size=2, max_size=12).flatmap(
+        lambda a: st.tuples(st.just(a), st.lists(st.integers(0, 1000), min_size=len(a), max_size=len(a)))
+    )
+)
+def test_statistics_stay_in_range(counts) -> None:
+    ref, cur = np.asarray(counts[0]), np.asarray(counts[1])
+    assume(ref.sum() > 0 and cur.sum() > 0)
+    assert psi(ref, cur) >= -1e-12
+    assert 0.0 <= js_distance(ref, cur) <= 1.0
+    stat, p = chi2_two_sample(ref, cur)
+    assert stat >= 0 and 0.0 <= p <= 1.0
+    assert psi(ref, ref) == pytest.approx(0.0) and js_distance(ref, ref) == pytest.approx(0.0, abs=1e-7)
