@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -80,7 +81,8 @@ class Browser:
         page.on("console", lambda m: report.console.append((m.type, m.text)))
         page.on("pageerror", lambda e: report.errors.append(str(e)))
         page.on("requestfailed", lambda r: report.failed_requests.append(r.url))
-        url = target if isinstance(target, str) and "://" in target else Path(target).resolve().as_uri()
+        is_url = isinstance(target, str) and re.match(r"^[a-z][a-z0-9+.-]*:", target) is not None
+        url = target if is_url else Path(target).resolve().as_uri()
         page.goto(url, wait_until="load")
         return page, report
 

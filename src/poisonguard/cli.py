@@ -813,6 +813,185 @@ def report(
     Console(highlight=False).print(f"Wrote the report to {escape(str(target))}")
 
 
+# ----------------------------------------------------------------------------------------------- monitoring
+
+
+def print_monitor(console: Console, result: Any) -> None:
+    """Drift per feature, the multivariate check, trigger hits and the alerts, as rich tables."""
+    drift = result.drift
+    table = Table(
+        title=f"Drift: {drift.n_current} new rows against {drift.n_reference} reference rows", title_justify="left"
+    )
+    for col in ("column", "kind", "test", "p (adj.)", "PSI", "JS / Wasserstein", "drifted"):
+        table.add_column(col, justify="left" if col in ("column", "kind", "test") else "right")
+    rows = [*drift.features, *(x for x in (drift.label, drift.prediction) if x)]
+    for f in rows:
+        eff = f"{f['js']:.3f}" if f["kind"] == "categorical" else f"{f['wasserstein']:.3f} sd"
+        table.add_row(
+            escape(str(f["column"])),
+            f["kind"],
+            f["test"],
+            f"{f['p_adjusted']:.2g}",
+            f"{f['psi']:.3f}",
+            eff,
+            "[red]yes[/red]" if f["drifted"] else "no",
+        )
+    console.print(table)
+    mv = drift.multivariate
+    if mv is not None and mv.get("auc") is not None:
+        console.print(
+            f"Domain classifier: AUC {mv['auc']:.3f} (p = {mv['pvalue']:.2g}){' [red]drift[/red]' if mv['drifted'] else ''}"
+        )
+    if drift.performance:
+        perf = drift.performance
+        ref = perf.get("reference_accuracy")
+        console.print(
+            f"Accuracy on labelled rows: {_pct(perf['accuracy'])}"
+            + (f" (reference {_pct(ref)})" if ref is not None else "")
+        )
+    watch = result.watch
+    if watch is not None:
+        for t in watch.triggers:
+            console.print(f"trigger {escape(t['trigger'])}: {t['hits']} hits ({t['rate']:.3%})")
+        cf = watch.counterfactual
+        if cf is not None:
+            console.print(
+                f"counterfactual: {cf['flips']} of {watch.n_rows} rows change prediction once their unusual values are "
+                f"reset ({cf['rate']:.3%}; reference {cf['baseline_rate']:.3%})"
+            )
+    if result.alerts:
+        for a in result.alerts:
+            colour = "red" if a.severity == "critical" else "yellow"
+            console.print(f"[{colour}]{a.severity}[/{colour}] {a.kind}: {escape(a.message)}")
+    else:
+        console.print("[green]No alert.[/green]")
+
+
+@app.command()
+def monitor(
+    ctx: typer.Context,
+    reference: Annotated[
+        Path, typer.Argument(help="The training data (CSV, Parquet, ...) or a saved profile (profile.json).")
+    ],
+    new: Annotated[Path, typer.Argument(help="The new data: inference rows, with labels if they have arrived.")],
+    label: Annotated[
+        str | None, typer.Option("--label", "-l", help="The label column (label drift, accuracy).")
+    ] = None,
+    prediction: Annotated[
+        str | None, typer.Option(help="A column holding the model's predictions (in both files).")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="A fitted model saved with joblib: predictions and the counterfactual check.")
+    ] = None,
+    triggers: Annotated[
+        Path | None, typer.Option(help="A scan's summary.json: watch for the triggers it discovered.")
+    ] = None,
+    json_out: Annotated[Path, typer.Option("--json", help="Write the report as JSON here.")] = Path(
+        "drift-report.json"
+    ),
+    multivariate: Annotated[bool, typer.Option(help="Run the domain classifier (multivariate drift).")] = True,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same report.")] = 0,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Compare new data with a reference: drift per feature, multivariate, label and prediction drift, triggers.
+
+    Exit code 0: no alert; 1: at least one alert (drift with a large enough effect, a trigger, an accuracy
+    drop); 2: a usage or input error.
+    """
+    from .monitor.offline import run_monitor
+
+    ctx.meta[_DEBUG_KEY] = debug
+    console = Console(highlight=False)
+    result = run_monitor(
+        reference,
+        new,
+        label=label,
+        prediction=prediction,
+        model=model,
+        triggers=triggers,
+        multivariate=multivariate,
+        seed=seed,
+    )
+    print_monitor(console, result)
+    result.to_json(json_out)
+    console.print(f"Wrote {escape(str(json_out))}")
+    raise typer.Exit(1 if result.alerts else 0)
+
+
+@app.command()
+def profile(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Argument(help="The training data the model learnt from.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the profile (JSON).")],
+    label: Annotated[str | None, typer.Option("--label", "-l", help="The label column.")] = None,
+    prediction: Annotated[str | None, typer.Option(help="A column holding the model's predictions.")] = None,
+    model: Annotated[Path | None, typer.Option(help="A fitted model saved with joblib, to predict the rows.")] = None,
+    triggers: Annotated[Path | None, typer.Option(help="A scan's summary.json: triggers to watch for.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the reference sample.")] = 0,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Save a reference profile of training data, for `poisonguard monitor` or the service."""
+    from .monitor.offline import build_profile, load_model, load_triggers
+
+    ctx.meta[_DEBUG_KEY] = debug
+    fitted = load_model(model) if model is not None else None
+    trig = load_triggers(triggers) if triggers is not None else None
+    prof = build_profile(data, label=label, prediction=prediction, model=fitted, triggers=trig, seed=seed)
+    prof.save(out)
+    typer.echo(f"Profiled {len(prof.columns)} columns of {prof.n_rows} rows; wrote {out}")
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    db: Annotated[str, typer.Option(help="SQLAlchemy database URL (default: SQLite file poisonguard.db).")] = (
+        "sqlite:///poisonguard.db"
+    ),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="POISONGUARD_TOKEN", help="Bearer token for write endpoints (env POISONGUARD_TOKEN)."),
+    ] = None,
+    protect_reads: Annotated[bool, typer.Option(help="Require the token for reads too.")] = False,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="Accept writes without a token (local experiments only).")
+    ] = False,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            metavar="NAME=PATH",
+            help="A fitted model (joblib) for the model NAME: its batches get the counterfactual check (repeatable).",
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Run the monitoring service: register references, ingest batches, read drift reports and alerts."""
+    from .monitor.offline import load_model
+
+    ctx.meta[_DEBUG_KEY] = debug
+    models: dict[str, Any] = {}
+    for spec in model or []:
+        name, sep, path = spec.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ConfigError(f"--model expects NAME=PATH (for example --model churn=model.joblib); got {spec!r}.")
+        models[name.strip()] = load_model(path.strip())
+    if token is None and not no_auth:
+        raise ConfigError(
+            "the service needs a token for its write endpoints: pass --token or set POISONGUARD_TOKEN "
+            "(or --no-auth for a local experiment)."
+        )
+    try:
+        import uvicorn
+
+        from .monitor.service import create_app
+    except ImportError as exc:
+        raise ConfigError(f"the service needs the 'serve' extra ({exc}); pip install 'poisonguard[serve]'.") from exc
+    app_ = create_app(db, token=token, protect_reads=protect_reads, models=models)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
 @app.command()
 def version() -> None:
     """Print the poisonguard version."""
