@@ -143,6 +143,8 @@ def run_scan(
     encoding: str = "utf-8",
     top: int = 10,
     debug: bool = False,
+    embeddings: Path | None = None,
+    representation: str | None = None,
 ) -> ScanResult:
     """Read ``data``, scan it, print the summary and write the results: what ``poisonguard scan`` does."""
     from ._progress import RichProgress
@@ -169,6 +171,8 @@ def run_scan(
                 canaries=canaries,
                 progress=progress,
                 name=str(data),
+                embeddings=embeddings,
+                representation=representation,
             )
     _report_warnings(caught, debug=debug)
     written: list[Path] = []
@@ -380,6 +384,15 @@ def scan(
     html: Annotated[
         Path | None, typer.Option("--html", help="Write a self-contained HTML report to this file.")
     ] = None,
+    embeddings: Annotated[
+        Path | None,
+        typer.Option(
+            help="A model's representation of each row (.npy, .npz, .parquet or .csv, aligned with the rows)."
+        ),
+    ] = None,
+    representation: Annotated[
+        str | None, typer.Option(help="'leaves': derive a representation from the table (a forest's leaf embedding).")
+    ] = None,
     policy: Annotated[
         Path | None,
         typer.Option(
@@ -419,6 +432,8 @@ def scan(
         encoding=encoding,
         top=top,
         debug=debug,
+        embeddings=embeddings,
+        representation=representation,
     )
     console = Console(highlight=False)
     if html is not None:

@@ -47,6 +47,38 @@ class ScanContext:
     tree_X: np.ndarray | None = None
     metric_X: np.ndarray | None = None
     cache: dict[str, Any] = field(default_factory=dict)
+    # a model's representation of each row (user embeddings), or None; see ``representation``
+    embeddings: np.ndarray | None = None
+    # "embeddings" (given), "leaves" (derive a forest's leaf embedding from the table) or None (no representation)
+    representation_kind: str | None = None
+
+    @property
+    def has_representation(self) -> bool:
+        return self.representation_kind is not None
+
+    def representation(self) -> np.ndarray:
+        """The rows in a model's feature space: the user's embeddings, or a leaf embedding derived once."""
+        if self.representation_kind == "embeddings" and self.embeddings is not None:
+            self.cache["representation_kind"] = "embeddings"
+            return self.embeddings
+        cached = self.cache.get("representation")
+        if cached is None:
+            from .representation import leaf_embedding
+
+            self.encode()
+            with self.progress.task("leaf embedding"):
+                cached = leaf_embedding(self.tree_X, self.y, seed=self.seed)
+            self.cache["representation"] = cached
+            self.cache["representation_kind"] = "leaves"
+        return cached
+
+    def representation_neighbors(self, k: int = 10) -> Neighbors:
+        """k-NN in the representation (deep k-NN); computed once per scan."""
+        cached = self.cache.get("representation_neighbors")
+        if cached is not None and cached.idx.shape[1] >= k:
+            return Neighbors(cached.idx[:, :k], cached.dist[:, :k], cached.reference)
+        self.cache["representation_neighbors"] = knn(self.representation(), k, seed=self.seed, progress=self.progress)
+        return self.cache["representation_neighbors"]
 
     @property
     def n(self) -> int:

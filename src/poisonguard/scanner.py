@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,16 +14,18 @@ from scipy.stats import norm, rankdata
 
 from . import __version__
 from .context import Progress, ScanContext
-from .detectors import DEFAULT_DETECTORS, Detector, DetectorOutput, get_detector
+from .detectors import DEFAULT_DETECTORS, REPRESENTATION_DETECTORS, Detector, DetectorOutput, get_detector
 from .errors import ConfigError, DetectorError, PoisonguardError
 from .fusion import excess, fuse, top_reasons, verdict
 from .io import Dataset, load_dataset
 from .result import ScanResult
 
 
-def _detectors(spec: Sequence[str] | Mapping[str, dict[str, Any]] | None) -> list[Detector]:
+def _detectors(
+    spec: Sequence[str] | Mapping[str, dict[str, Any]] | None, *, representation: bool = False
+) -> list[Detector]:
     if spec is None:
-        spec = DEFAULT_DETECTORS
+        spec = DEFAULT_DETECTORS + (REPRESENTATION_DETECTORS if representation else ())
     if isinstance(spec, str):
         raise ConfigError("detectors must be a list of names (or a dict of name -> parameters), not a string.")
     if isinstance(spec, Mapping):
@@ -31,6 +35,27 @@ def _detectors(spec: Sequence[str] | Mapping[str, dict[str, Any]] | None) -> lis
     if not dets:
         raise ConfigError("at least one detector is needed.")
     return dets
+
+
+def _embeddings_as_features(
+    data: Any, embeddings: Any, label: Any, other: tuple[Any, ...], name: str | None
+) -> tuple[Any, np.ndarray | None, bool]:
+    """A table of labels only (ids, sources) with embeddings: the embeddings become its feature columns.
+
+    That is the usual shape of text and image data: the content lives in the model's representation.
+    """
+    from .io import read_table
+    from .representation import load_embeddings
+
+    frame = read_table(data) if isinstance(data, str | Path) else data
+    if not isinstance(frame, pd.DataFrame) or not isinstance(label, str):
+        return data, None, False
+    used = {label, *(c for c in other if c is not None)}
+    if any(c not in used for c in frame.columns):
+        return frame, None, False
+    emb = load_embeddings(embeddings, len(frame), name=str(name or "embeddings"))
+    cols = pd.DataFrame(emb, columns=[f"embedding_{i}" for i in range(emb.shape[1])])
+    return pd.concat([frame.reset_index(drop=True), cols], axis=1), emb, True
 
 
 def _check_params(fpr: float, seed: int) -> None:
@@ -56,19 +81,56 @@ def scan(
     canaries: bool = False,
     progress: Progress | None = None,
     name: str | None = None,
+    embeddings: Any = None,
+    representation: str | None = None,
 ) -> ScanResult:
     """Score every row of a labelled table for poisoning.
 
     ``data`` is a file path (CSV, TSV, Parquet, JSON Lines), a DataFrame, or a 2-D array (then ``label`` may be
     an array of labels). ``fpr`` is the share of clean rows that may be flagged. ``canaries=True`` plants a few
     seeded poison rows of each family in a copy, scans it again and reports how many were caught.
+
+    ``embeddings``: a model's representation of each row (an (n, k) array or a .npy/.npz/.parquet/.csv file,
+    aligned with the rows), for text and image models; the deep k-NN detector then joins the scan, and a table
+    that holds only labels (ids, sources) gets the embeddings as its feature columns. ``representation="leaves"``
+    derives a representation from the table instead (a random forest's leaf embedding).
     """
     _check_params(fpr, seed)
+    if representation not in (None, "leaves", "embeddings"):
+        raise ConfigError(f"representation must be None, 'leaves' or 'embeddings'; got {representation!r}.")
+    if representation == "embeddings" and embeddings is None:
+        raise ConfigError("representation='embeddings' needs embeddings=...; pass an array or a file.")
     t0 = time.perf_counter()
     progress = progress or Progress()
+    emb = None
+    as_features = False
+    if embeddings is not None:
+        data, emb, as_features = _embeddings_as_features(data, embeddings, label, (id, source, *exclude), name)
     with progress.task("loading data"):
         ds = load_dataset(data, label=label, source=source, id=id, exclude=exclude, types=dict(types or {}), name=name)
-    result = scan_dataset(ds, seed=seed, fpr=fpr, detectors=detectors, progress=progress)
+    if embeddings is not None and emb is None:
+        from .representation import load_embeddings
+
+        emb = load_embeddings(embeddings, ds.n_rows)
+    if as_features:
+        note = (
+            f"the table has no feature columns besides the label, so the {emb.shape[1]} embedding dimensions "
+            "serve as its features (columns embedding_0, embedding_1, ...)"
+        )
+        ds = dataclasses.replace(ds, notes=(*ds.notes, note))
+    if as_features and detectors is None:
+        # a trigger is a value stamped into the data; embedding coordinates are not data values, and the
+        # exact zeros of ReLU units co-occur by class in every clean model
+        detectors = tuple(d for d in DEFAULT_DETECTORS if d != "trigger_pattern") + REPRESENTATION_DETECTORS
+    result = scan_dataset(
+        ds,
+        seed=seed,
+        fpr=fpr,
+        detectors=detectors,
+        progress=progress,
+        embeddings=emb,
+        representation="embeddings" if emb is not None else representation,
+    )
     if canaries:
         from .canaries import canary_check
 
@@ -89,12 +151,22 @@ def scan_dataset(
     fpr: float = 0.01,
     detectors: Sequence[str] | Mapping[str, dict[str, Any]] | None = None,
     progress: Progress | None = None,
+    embeddings: np.ndarray | None = None,
+    representation: str | None = None,
 ) -> ScanResult:
     """Scan an already loaded ``Dataset`` (used by ``scan`` and by canary rescans)."""
     _check_params(fpr, seed)
     progress = progress or Progress()
-    dets = _detectors(detectors)
-    ctx = ScanContext(data=ds, seed=int(seed), progress=progress)
+    dets = _detectors(detectors, representation=representation is not None)
+    ctx = ScanContext(
+        data=ds, seed=int(seed), progress=progress, embeddings=embeddings, representation_kind=representation
+    )
+    needs = [d.name for d in dets if d.name in REPRESENTATION_DETECTORS]
+    if needs and representation is None:
+        raise ConfigError(
+            f"detector(s) {', '.join(needs)} need a representation: pass embeddings=... (--embeddings FILE) or "
+            "representation='leaves' (--representation leaves)."
+        )
     outputs: dict[str, DetectorOutput] = {}
     status: dict[str, dict[str, Any]] = {}
     ctx.encode()

@@ -1,6 +1,14 @@
 """Detectors: one module each, registered by name. Importing this package registers them all."""
 
-from . import class_outlier, duplicates, isolation, label_consistency, neighbor_disagreement, trigger_pattern
+from . import (
+    class_outlier,
+    deep_knn,
+    duplicates,
+    isolation,
+    label_consistency,
+    neighbor_disagreement,
+    trigger_pattern,
+)
 from .base import REGISTRY, Detector, DetectorOutput, get_detector, register
 
 DEFAULT_DETECTORS: tuple[str, ...] = (
@@ -11,13 +19,17 @@ DEFAULT_DETECTORS: tuple[str, ...] = (
     "isolation",
     "trigger_pattern",
 )
+# added when the scan has a representation (embeddings, or representation="leaves")
+REPRESENTATION_DETECTORS: tuple[str, ...] = ("deep_knn",)
 
 __all__ = [
     "DEFAULT_DETECTORS",
     "REGISTRY",
+    "REPRESENTATION_DETECTORS",
     "Detector",
     "DetectorOutput",
     "class_outlier",
+    "deep_knn",
     "duplicates",
     "get_detector",
     "isolation",

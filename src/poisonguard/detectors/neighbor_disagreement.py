@@ -22,10 +22,15 @@ from .base import Detector, DetectorOutput, explain, positive_int, register
 class NeighborDisagreementDetector(Detector):
     description = "the row's nearest neighbours carry a different label"
     constraints: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {"k": (positive_int, "a positive integer")}
+    default_k: ClassVar[int] = 10
+    where: ClassVar[str] = " nearest rows are "
+
+    def _neighbors(self, ctx: ScanContext, k: int) -> Any:
+        return ctx.neighbors(k)
 
     def _fit(self, ctx: ScanContext) -> None:
-        k = int(self.param("k", 10))
-        nb = ctx.neighbors(k)
+        k = int(self.param("k", self.default_k))
+        nb = self._neighbors(ctx, k)
         y, n_classes = ctx.y, ctx.data.n_classes
         valid = nb.idx >= 0
         labels = np.where(valid, y[np.clip(nb.idx, 0, None)], -1)
@@ -62,7 +67,7 @@ class NeighborDisagreementDetector(Detector):
                 + fmt_int(n_best[i])
                 + " of its "
                 + fmt_int(found[i])
-                + " nearest rows are "
+                + self.where
                 + quote(cls[best[i]])
             )
             return np.where(n_best[i] > same[i], txt, "")

@@ -1,0 +1,313 @@
+"""Representation-based backdoor detection: what poison looks like in a model's own feature space.
+
+A model that learned a backdoor represents the poisoned rows of the target class in a way that sets them apart
+from the clean rows of that class: along one direction (spectral signatures, Tran et al. 2018), as a second
+cluster (activation clustering, Chen et al. 2018), or among neighbours of another class (deep k-NN, Peri et al.
+2020). SPECTRE (Hayase et al. 2021) whitens the class with a covariance estimated robustly, so the poison cannot
+hide in the directions it inflates itself, and scores rows by quantum entropy (QUE): a weighting between
+Mahalanobis distance (alpha -> 0) and the top-direction projection (alpha -> infinity).
+
+Representations come from the user (embeddings of a text or image model) or, for tabular data, from a forest
+fitted on the rows (``leaf_embedding``): rows that fall in the same leaves are alike to the model.
+
+Everything here is pure numpy on arrays. ``detectors/deep_knn.py`` turns the representation's neighbour
+graph into per-row p-values in the scan; the spectral scores are measured in the representation benchmark but do
+not yet join the scan (their clean-data tails are not calibrated, see ``que_class_scores``). The ``published_*`` functions are the methods as their
+papers describe them (with the poison rate given), kept as baselines for the benchmark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+MAX_DIMS = 32  # a class's representation is reduced to this many principal directions first
+MIN_CLASS_ROWS = 30
+
+
+# --- loading ------------------------------------------------------------------------------------------------------
+
+
+def load_embeddings(source: Any, n_rows: int, *, name: str = "embeddings") -> np.ndarray:
+    """An (n_rows, k) float32 array from an array, a ``.npy``/``.npz`` file, or a Parquet/CSV file of numbers.
+
+    Rows must be aligned with the data's rows (same order, same count); every value must be finite.
+    """
+    label = str(source) if isinstance(source, str | Path) else name
+    if isinstance(source, str | Path):
+        p = Path(source)
+        if not p.is_file():
+            raise InputError(f"{p}: no such embeddings file; pass a .npy, .npz, .parquet or .csv file.")
+        suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
+        try:
+            if suffix == ".npy":
+                arr = np.load(p, allow_pickle=False)
+            elif suffix == ".npz":
+                with np.load(p, allow_pickle=False) as z:
+                    if len(z.files) != 1:
+                        raise InputError(f"{p}: holds {len(z.files)} arrays ({', '.join(z.files)}); save one array.")
+                    arr = z[z.files[0]]
+            elif suffix in (".parquet", ".pq"):
+                import pandas as pd
+
+                arr = _numeric_frame(pd.read_parquet(p), p)
+            elif suffix in (".csv", ".csv.gz", ".tsv"):
+                import pandas as pd
+
+                arr = _numeric_frame(pd.read_csv(p, sep="\t" if suffix == ".tsv" else ","), p)
+            else:
+                raise InputError(f"{p}: unknown embeddings format '{suffix}'; use .npy, .npz, .parquet or .csv.")
+        except InputError:
+            raise
+        except (ValueError, OSError) as exc:
+            raise InputError(f"{p}: cannot read the embeddings ({exc}).") from exc
+    else:
+        arr = np.asarray(source)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise InputError(f"{label}: embeddings must be a 2-D array (one row per data row); got shape {arr.shape}.")
+    if arr.shape[0] != n_rows:
+        raise InputError(
+            f"{label}: {arr.shape[0]:,} embedding rows for {n_rows:,} data rows; they must be aligned row by row "
+            "(same order, same count)."
+        )
+    if not np.issubdtype(arr.dtype, np.number):
+        raise InputError(f"{label}: embeddings must be numbers; got dtype {arr.dtype}.")
+    arr = arr.astype(np.float32, copy=False)
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"{label}: {int(bad.sum()):,} embedding rows hold NaN or infinite values (first: row {first}); "
+            "recompute them or drop those rows from the data and the embeddings alike."
+        )
+    return np.ascontiguousarray(arr)
+
+
+def _numeric_frame(frame: Any, p: Path) -> np.ndarray:
+    bad = [c for c in frame.columns if not np.issubdtype(frame[c].dtype, np.number)]
+    if bad:
+        raise InputError(f"{p}: embedding columns must be numeric; {', '.join(map(str, bad[:5]))} are not.")
+    return frame.to_numpy(dtype=np.float32)
+
+
+# --- shared numeric pieces --------------------------------------------------------------------------------------
+
+
+def reduce(E: np.ndarray, dims: int = MAX_DIMS) -> np.ndarray:
+    """Centre and project onto the top principal directions (SVD); float64 for the statistics that follow."""
+    X = np.asarray(E, dtype=np.float64)
+    X = X - X.mean(axis=0)
+    k = min(dims, X.shape[1], max(X.shape[0] - 1, 1))
+    if X.shape[1] <= k:
+        return X
+    _, _, vt = np.linalg.svd(X, full_matrices=False)
+    return X @ vt[:k].T
+
+
+def robust_whiten(Z: np.ndarray, *, trim: float = 0.25, rounds: int = 4, floor: float = 1e-6) -> np.ndarray:
+    """Whiten with a mean and covariance re-estimated on the rows nearest the centre (trimmed, a few rounds).
+
+    Poison that makes up a minority of a class inflates the plain covariance along its own direction and hides
+    there; estimated on the central ``1 - trim`` of the rows, the covariance leaves that direction small, so the
+    poison stands out after whitening (SPECTRE's robust step, with trimming in place of its filter).
+    """
+    d = Z.shape[1]
+    # start from a coordinate-wise robust fit (median, MAD): a tight block of poison inflates the plain
+    # covariance along its own direction and would look central to it, so the first trim must not rely on it
+    med = np.median(Z, axis=0)
+    mad = np.median(np.abs(Z - med), axis=0) * 1.4826
+    mad = np.maximum(np.where(mad > 1e-12, mad, np.maximum(Z.std(axis=0), 1e-12)), np.sqrt(floor) * Z.std(axis=0).max())
+    r = (((Z - med) / mad) ** 2).sum(axis=1)
+    keep = r <= np.quantile(r, 1 - trim)
+    mu, W = Z.mean(axis=0), np.eye(d)
+    for _ in range(rounds):
+        mu = Z[keep].mean(axis=0)
+        C = np.cov(Z[keep], rowvar=False).reshape(d, d) + 1e-9 * np.eye(d)
+        vals, vecs = np.linalg.eigh(C)
+        vals = np.maximum(vals, vals.max() * floor)
+        W = vecs / np.sqrt(vals)
+        m = (((Z - mu) @ W) ** 2).sum(axis=1)
+        keep = m <= np.quantile(m, 1 - trim)
+    # scale so that the central rows have the expected Mahalanobis radius of a d-dim standard normal
+    out = (Z - mu) @ W
+    return out
+
+
+def que_scores(Zw: np.ndarray, alpha: float = 4.0) -> np.ndarray:
+    """Quantum-entropy outlier scores of whitened rows: ``z' Q z / tr Q`` with ``Q = exp(alpha (S - I) / (|S| - 1))``.
+
+    ``S`` is the covariance of the whitened rows; where the poison adds variance along a direction, ``Q``
+    concentrates on it. Clean whitened data has ``S`` near ``I`` and the score is near the squared norm / d.
+    """
+    S = np.cov(Zw, rowvar=False).reshape(Zw.shape[1], Zw.shape[1])
+    vals, vecs = np.linalg.eigh(S)
+    top = float(vals.max())
+    w = np.exp(alpha * (vals - 1.0) / max(top - 1.0, 1e-6)) if top > 1.0 else np.ones_like(vals)
+    proj = Zw @ vecs
+    return (proj**2 @ w) / w.sum()
+
+
+def spectral_signature(E: np.ndarray) -> np.ndarray:
+    """Tran et al. 2018: squared projection of each centred row on the top singular vector of its class."""
+    X = np.asarray(E, dtype=np.float64)
+    X = X - X.mean(axis=0)
+    _, _, vt = np.linalg.svd(X, full_matrices=False)
+    return (X @ vt[0]) ** 2
+
+
+@dataclass(frozen=True)
+class Split:
+    """A two-group split of one class's 1-D scores: the high group's share and how far apart the groups are."""
+
+    share: float
+    separation: float  # gap between the groups' means in pooled standard deviations
+    threshold: float
+
+
+def split_scores(s: np.ndarray) -> Split:
+    """The best two-group split of log scores (Otsu's criterion, vectorised over sorted cut points).
+
+    Gives the poison rate of a class without being told it: the share of the upper group when the two groups
+    are far apart.
+    """
+    x = np.sort(np.log(np.maximum(np.asarray(s, dtype=np.float64), 1e-12)))
+    n = len(x)
+    if n < 4:
+        return Split(0.0, 0.0, float(np.inf))
+    c1 = np.cumsum(x)[:-1]
+    c2 = np.cumsum(x**2)[:-1]
+    k = np.arange(1, n)
+    m1 = c1 / k
+    m2 = (x.sum() - c1) / (n - k)
+    between = k * (n - k) * (m1 - m2) ** 2 / n**2
+    lo = max(1, int(0.5 * n))  # the upper group is the minority
+    i = lo - 1 + int(np.argmax(between[lo - 1 :]))
+    var1 = c2[i] / k[i] - m1[i] ** 2
+    var2 = ((x**2).sum() - c2[i]) / (n - k[i]) - m2[i] ** 2
+    pooled = np.sqrt(max((k[i] * var1 + (n - k[i]) * var2) / n, 1e-12))
+    return Split(share=float((n - k[i]) / n), separation=float((m2[i] - m1[i]) / pooled), threshold=float(np.exp(x[i])))
+
+
+def que_class_scores(E: np.ndarray, y: np.ndarray, *, alpha: float = 4.0, dims: int = MAX_DIMS) -> np.ndarray:
+    """Per class: reduce, whiten robustly, QUE-score; each score divided by its class's median (a ranking).
+
+    Not turned into p-values here: on the features of small, briefly trained CNNs the whitened norms of clean
+    rows have tails as heavy as the poison's (see ``benchmarks/results/representation.md``), so no per-row
+    null fitted on the class itself, or on the other classes, keeps its false-alarm rate there.
+    """
+    out = np.zeros(len(y))
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        if len(idx) < MIN_CLASS_ROWS:
+            continue
+        s = que_scores(robust_whiten(reduce(E[idx], dims)), alpha)
+        out[idx] = s / max(float(np.median(s)), 1e-12)
+    return out
+
+
+# --- derived representation for tabular data --------------------------------------------------------------------
+
+
+def leaf_embedding(
+    X: np.ndarray, y: np.ndarray, *, seed: int = 0, dims: int = MAX_DIMS, trees: int = 100
+) -> np.ndarray:
+    """A supervised representation of tabular rows: which leaves of a random forest each row falls in.
+
+    The forest is fitted on all rows with their given labels, as a model trained on the poisoned data would be;
+    rows the forest treats alike share leaves. The one-hot leaf matrix is reduced by truncated SVD.
+    """
+    from scipy import sparse
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.ensemble import RandomForestClassifier
+
+    X = np.nan_to_num(np.asarray(X, dtype=np.float32), nan=-1e9)
+    forest = RandomForestClassifier(
+        n_estimators=trees, min_samples_leaf=5, max_features="sqrt", n_jobs=1, random_state=seed
+    ).fit(X, y)
+    leaves = forest.apply(X)  # n x trees leaf ids
+    offsets = np.concatenate([[0], np.cumsum(leaves.max(axis=0) + 1)[:-1]])
+    cols = (leaves + offsets).ravel()
+    rows = np.repeat(np.arange(len(X)), leaves.shape[1])
+    M = sparse.csr_matrix((np.ones(len(cols), dtype=np.float32), (rows, cols)), shape=(len(X), int(cols.max()) + 1))
+    k = min(dims, M.shape[1] - 1, len(X) - 1)
+    return TruncatedSVD(n_components=max(k, 1), random_state=seed).fit_transform(M).astype(np.float32)
+
+
+# --- published baselines (the poison rate is given, as in the papers) ---------------------------------------------
+
+
+def published_spectral_signatures(E: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
+    """Tran et al.: per class, remove the 1.5 * eps * n_class rows with the largest signature. Returns a
+    suspicion score per row (the signature, normalised per class) and, via ``removed_mask``, the removal set."""
+    score = np.zeros(len(y))
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        if len(idx) < 3:
+            continue
+        s = spectral_signature(E[idx])
+        score[idx] = s / max(np.median(s), 1e-12)
+    return score
+
+
+def removed_mask(score: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
+    """The rows the spectral-signature defence removes: the top 1.5 * eps of each class, where ``eps`` is the
+    poisoned share of the target class (given, as in the paper)."""
+    out = np.zeros(len(y), dtype=bool)
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        k = min(len(idx), int(np.ceil(1.5 * eps * len(idx))))
+        if k:
+            out[idx[np.argsort(score[idx])[::-1][:k]]] = True
+    return out
+
+
+def published_activation_clustering(E: np.ndarray, y: np.ndarray, *, seed: int = 0, max_size: float = 0.35) -> np.ndarray:
+    """Chen et al.: per class, reduce to 10 dimensions, split in two with k-means, and call the smaller cluster
+    poisoned when it holds less than ``max_size`` of the class. Returns a suspicion score per row: the
+    silhouette-weighted membership in a poisoned cluster (0 elsewhere), so that it can be ranked.
+
+    The reduction is to 10 principal components. The paper's ICA step (unit-variance independent components)
+    made 2-means split clean Gaussian noise instead of a well separated block in our tests; the
+    Adversarial Robustness Toolbox offers the same choice of PCA.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_samples
+
+    score = np.zeros(len(y))
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        if len(idx) < 10:
+            continue
+        X = reduce(E[idx], dims=min(10, E.shape[1]))
+        labels = KMeans(2, n_init=4, random_state=seed).fit_predict(X)
+        small = int(np.argmin(np.bincount(labels, minlength=2)))
+        size = float(np.mean(labels == small))
+        if size >= max_size or size == 0:
+            continue
+        sil = silhouette_samples(X, labels)
+        score[idx] = np.where(labels == small, 1.0 + np.clip(sil, -1, 1), 0.0)
+    return score
+
+
+__all__ = [
+    "MAX_DIMS",
+    "Split",
+    "leaf_embedding",
+    "load_embeddings",
+    "published_activation_clustering",
+    "published_spectral_signatures",
+    "que_class_scores",
+    "que_scores",
+    "reduce",
+    "removed_mask",
+    "robust_whiten",
+    "spectral_signature",
+    "split_scores",
+]
