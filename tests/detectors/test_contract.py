@@ -15,6 +15,7 @@ from synth import context, mixed_frame
 # Every registered detector, spelled out: a new detector must be added here (see the test below).
 DETECTORS = [
     "class_outlier",
+    "deep_knn",
     "duplicates",
     "isolation",
     "label_consistency",
