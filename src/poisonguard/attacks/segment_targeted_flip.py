@@ -43,7 +43,10 @@ def _segment_mask(s: pd.Series, value: Any) -> np.ndarray:
     """Rows of ``s`` inside the segment ``value`` (a value, or a ``(low, high)`` range for numbers)."""
     if isinstance(value, tuple | list) and len(value) == 2:
         x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
-        low, high = (-np.inf if value[0] is None else float(value[0])), (np.inf if value[1] is None else float(value[1]))
+        low, high = (
+            (-np.inf if value[0] is None else float(value[0])),
+            (np.inf if value[1] is None else float(value[1])),
+        )
         return (x >= low) & (x < high)
     if isinstance(value, int | float | np.number) and not isinstance(value, bool) and pd.api.types.is_numeric_dtype(s):
         return np.isclose(s.to_numpy(dtype=float), float(value), rtol=1e-9, atol=0.0)
