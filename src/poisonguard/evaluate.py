@@ -21,11 +21,12 @@ JSON (``EvaluationResult.to_dict()``; numbers are floats, ``ci`` is ``[low, high
     per_class       [{"class", "support", "precision": {"value", "ci"}, "recall": ..., "f1": ...}]
     calibration     {"ece": {"value", "ci"}, "bins": [{"low", "high", "count", "confidence", "accuracy"}]}
     weak_slices     [{"slice", "conditions", "support", "accuracy": {"value", "ci"}, "rest_accuracy", "drop",
-                      "p_value", "q_value", "significant"}]  strongest first
+                      "p_value", "q_value", "significant"}]  the most clearly worse than the rest first
     user_slices     the slices the caller named, same fields, plus baseline comparison fields when there is one
     slice_regressions  [{"slice", "conditions", "support", "baseline", "new", "delta", "drop", "rest_drop", "ci",
                       "p_value", "q_value", "significant"}]  slices where the new model is significantly worse than
-                    the baseline, ranked by how much more than in the rest of the rows (drop - rest_drop)
+                    the baseline, ranked by how clearly they lost more than the rest of the rows (z of
+                    drop - rest_drop)
     baseline_metrics   the baseline's "metrics" (null without a baseline)
     backdoor        [{"trigger", "conditions", "target", "rows", "new": {"value", "ci"}, "baseline": ... or null}]
     comparison      [regression records for every metric], null without a baseline
@@ -439,11 +440,11 @@ def evaluate(
     with progress.task("searching slices"):
         cand = Candidates.build(features, ds.columns, min_support=support)
         correct = scorers[0].correct
-        weak_table = rank(weak_slices(cand, correct, alpha=alpha), "effect", top)
+        weak_table = rank(weak_slices(cand, correct, alpha=alpha), top)
         weak = _weak_records(cand, weak_table, correct, seed, n_boot, confidence)
         regs: list[dict[str, Any]] = []
         if base is not None:
-            reg_table = rank(slice_regressions(cand, correct, scorers[1].correct, alpha=alpha), "excess_drop", top)
+            reg_table = rank(slice_regressions(cand, correct, scorers[1].correct, alpha=alpha), top)
             regs = _regression_records(cand, reg_table, correct, scorers[1].correct, seed, n_boot, confidence)
         users = _user_slices(
             [parse_slice(s, features) for s in slices or ()],

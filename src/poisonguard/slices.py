@@ -32,7 +32,7 @@ from .errors import InputError
 from .stats import benjamini_hochberg
 
 MAX_VALUES = 20  # most frequent categories per column taken as conditions
-DISTINCT_AS_VALUES = 12  # numeric columns with at most this many values: one condition per value
+DISTINCT_AS_VALUES = 20  # numeric columns with at most this many values (codes, counts): one condition per value
 MAX_PAIRS = 50_000
 PARENT_ALPHA = 0.05
 _OPS = ("<=", ">=", "!=", "=", "<", ">")
@@ -246,14 +246,18 @@ class Candidates:
         return Slice((a,) if self.j[k] < 0 else (a, self.conditions[self.j[k]]))
 
 
-def _welch_p(sum1: np.ndarray, sq1: np.ndarray, n1: np.ndarray, sum2: np.ndarray, sq2: np.ndarray, n2: np.ndarray):
-    """One-sided p-value that the mean of group 1 exceeds the mean of group 2 (variance floored at 1/(n+2))."""
+def _welch_z(sum1: Any, sq1: Any, n1: Any, sum2: Any, sq2: Any, n2: Any) -> np.ndarray:
+    """z statistic of mean(group 1) - mean(group 2) from sums and sums of squares (variance floored at 1/(n+2))."""
     n1, n2 = np.maximum(n1, 1), np.maximum(n2, 1)
     m1, m2 = sum1 / n1, sum2 / n2
     v1 = np.maximum(sq1 / n1 - m1**2, 1.0 / (n1 + 2))
     v2 = np.maximum(sq2 / n2 - m2**2, 1.0 / (n2 + 2))
-    z = (m1 - m2) / np.sqrt(v1 / n1 + v2 / n2)
-    return norm.sf(z)
+    return (m1 - m2) / np.sqrt(v1 / n1 + v2 / n2)
+
+
+def _welch_p(sum1: Any, sq1: Any, n1: Any, sum2: Any, sq2: Any, n2: Any) -> np.ndarray:
+    """One-sided p-value that the mean of group 1 exceeds the mean of group 2."""
+    return norm.sf(_welch_z(sum1, sq1, n1, sum2, sq2, n2))
 
 
 def _beats_parents(cand: Candidates, v_sum: np.ndarray, v_sq: np.ndarray, single_sum, single_sq) -> np.ndarray:
@@ -282,7 +286,8 @@ def weak_slices(cand: Candidates, correct: np.ndarray, *, alpha: float) -> pd.Da
     p1, p0 = e / s, (E - e) / (n - s)
     pooled = E / n
     se = np.sqrt(max(pooled * (1 - pooled), 1e-12) * (1 / s + 1 / (n - s)))
-    p = norm.sf((p1 - p0) / se)
+    z = (p1 - p0) / se
+    p = norm.sf(z)
     q = benjamini_hochberg(p)
     single_e = cand.single_sums(err)
     new_info = _beats_parents(cand, e, e, single_e, single_e)
@@ -293,6 +298,7 @@ def weak_slices(cand: Candidates, correct: np.ndarray, *, alpha: float) -> pd.Da
             "error": p1,
             "rest_error": p0,
             "effect": p1 - p0,
+            "z": z,
             "p_value": p,
             "q_value": q,
             "significant": q <= alpha,
@@ -305,8 +311,8 @@ def slice_regressions(
     cand: Candidates, correct_new: np.ndarray, correct_base: np.ndarray, *, alpha: float
 ) -> pd.DataFrame:
     """Every candidate with the accuracy change new - baseline, the one-sided exact McNemar p-value (new worse)
-    and the BH q-value; ``reported`` as in ``weak_slices``. ``excess_drop`` (the drop beyond the drop in the rest
-    of the rows) ranks them, so that a model worse everywhere does not bury the segment it is worst in."""
+    and the BH q-value; ``reported`` as in ``weak_slices``. ``z`` contrasts the slice's drop with the drop in the
+    rest of the rows, so that a model worse everywhere does not bury the segment it is worst in."""
     a = np.asarray(correct_new, dtype=bool)
     b = np.asarray(correct_base, dtype=bool)
     worse = (~a & b).astype(np.float64)
@@ -322,8 +328,10 @@ def slice_regressions(
     new_info = _beats_parents(cand, d_sum, d_sq, sw - sb, sw + sb)
     base_acc = cand.sums(b.astype(np.float64)) / s
     n = len(a)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rest_drop = np.where(n > s, (worse.sum() - nw - (better.sum() - nb)) / np.maximum(n - s, 1), 0.0)
+    tw, tb = worse.sum(), better.sum()
+    rest_drop = np.where(n > s, (tw - nw - (tb - nb)) / np.maximum(n - s, 1), 0.0)
+    # how clearly the slice lost more than the rest of the rows did: ranks the slices
+    z = _welch_z(nw - nb, nw + nb, s, (tw - nw) - (tb - nb), (tw - nw) + (tb - nb), n - s)
     return pd.DataFrame(
         {
             "k": np.arange(len(cand)),
@@ -333,6 +341,7 @@ def slice_regressions(
             "drop": (nw - nb) / s,
             "rest_drop": rest_drop,
             "excess_drop": (nw - nb) / s - rest_drop,
+            "z": z,
             "worse_rows": nw,
             "better_rows": nb,
             "p_value": p,
@@ -343,10 +352,14 @@ def slice_regressions(
     )
 
 
-def rank(table: pd.DataFrame, effect: str, top: int) -> pd.DataFrame:
-    """Reported slices, strongest first: effect size times significance (-log10 q, capped at 50)."""
+def rank(table: pd.DataFrame, top: int) -> pd.DataFrame:
+    """Reported (significant, not redundant) slices, the most clearly worse than the rest of the rows first.
+
+    The score is the z statistic of the slice against the rest: the effect (excess error rate, or excess accuracy
+    drop) over its standard error. It weighs the effect by the evidence for it, so neither a 150-row slice with a
+    large but barely significant drop nor a slice of most of the data with a small one comes first."""
     rep = table[table["reported"]].copy()
-    rep["rank_score"] = rep[effect] * np.minimum(-np.log10(np.maximum(rep["q_value"], 1e-300)), 50.0)
+    rep["rank_score"] = rep["z"]
     return rep.sort_values(["rank_score", "support"], ascending=[False, False]).head(top)
 
 
