@@ -25,6 +25,7 @@ from sklearn.metrics import (
 from typer.testing import CliRunner
 
 import poisonguard
+from poisonguard.attacks import get_attack
 from poisonguard.cli import app
 from poisonguard.errors import ConfigError, InputError
 from poisonguard.evaluate import _Scorer, boot_weights, load_triggers
@@ -435,3 +436,23 @@ def test_cli_bad_input_exits_2_naming_the_file_or_column(files, tmp_path, make, 
     res = _cli(*full)
     assert res.exit_code == 2, res.output
     assert message in res.output and res.output.startswith("error: ") and "Traceback" not in res.output
+
+
+def test_segment_targeted_flip_is_found_by_evaluate() -> None:
+    """The red-team attack end to end: flip 'yes' to 'no' in region north, train, compare with the clean model."""
+    rng = np.random.default_rng(4)
+    data = frame(3000, 7)
+    data["label"] = np.where(data["x0"] + data["x2"] + 0.3 * rng.normal(size=3000) > 0, "yes", "no")
+    train, test = data.iloc[:2000].reset_index(drop=True), data.iloc[2000:].reset_index(drop=True)
+    ds = poisonguard.load_dataset(train, label="label")
+    out = get_attack("segment_targeted_flip", column="region", value="north", target="no").apply(ds, rate=0.08, seed=0)
+    assert out.meta["target"] == "no" and (train.loc[out.mask, "region"] == "north").all()
+    clean = FrameModel(seed=0).fit(train.drop(columns="label"), train["label"])
+    poisoned = FrameModel(seed=0).fit(out.frame.drop(columns="label"), out.frame["label"])
+    r = poisonguard.evaluate(poisoned, test, label="label", baseline=clean, n_boot=200)
+    assert r.slice_regressions and "region = 'north'" in r.slice_regressions[0]["slice"]
+    north = next(x for x in r.slice_regressions if x["slice"] == "region = 'north'")
+    assert north["significant"] and north["drop"] > 0.1
+    # the flips also teach the small model some noise elsewhere, but among one-condition slices the segment leads
+    singles = [x["slice"] for x in r.slice_regressions if " and " not in x["slice"]]
+    assert singles[0] == "region = 'north'"

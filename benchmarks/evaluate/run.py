@@ -126,7 +126,8 @@ def one_seed(df: pd.DataFrame, seed: int, scenarios: list[str], n_boot: int) -> 
                 "segment_q": seg["q_value"] if seg else None,
                 "top_slice_regression": top,
                 "top_slice_is_segment_or_part": bool(top and text in top),
-                "significant_slice_regressions": len(sig_slices),
+                "significant_slice_regressions": res.settings["slice_regressions_found"],
+                "significant_slices_listed": len(sig_slices),
                 "significant_slices_outside_segment": [r["slice"] for r in sig_slices if text not in r["slice"]],
                 "significant_regressions": len(res.significant_regressions),
                 "segment_rank_in_weak_slices": _position(res.weak_slices, text),
@@ -134,7 +135,7 @@ def one_seed(df: pd.DataFrame, seed: int, scenarios: list[str], n_boot: int) -> 
                 "slices_tested": res.settings["slices_tested"],
                 "null_accuracy_change_pt": 100 * null_acc["delta"],
                 "null_significant_regressions": len(null.significant_regressions),
-                "null_significant_slice_regressions": sum(r["significant"] for r in null.slice_regressions),
+                "null_significant_slice_regressions": null.settings["slice_regressions_found"],
                 "null_flagged": [
                     f"{r['rule']}: {r['metric']} {r.get('slice') or ''}".strip() for r in null.significant_regressions
                 ],
@@ -200,7 +201,7 @@ def write_markdown(records: list[dict[str, Any]], args: argparse.Namespace, path
             f"{_mean_sd([r['evaluate_seconds'] for r in rs])} |",
             "",
             "| seed | acc. change (pt) [95% CI] | acc. regression | segment rank | segment drop (pt) [95% CI] | q | "
-            "top slice regression | significant slices (not containing the segment) | top weak slice |",
+            "top slice regression | significant slices (how many of the top 20 do not contain the segment) | top weak slice |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in rs:
@@ -213,7 +214,8 @@ def write_markdown(records: list[dict[str, Any]], args: argparse.Namespace, path
                 f"(p {r['accuracy_p']:.2g}) | {r['segment_rank_in_slice_regressions'] or '-'} | "
                 f"{_fmt(r['segment_drop_pt'], '.1f')} [{_fmt(sci[0], '.1f')}, {_fmt(sci[1], '.1f')}] | "
                 f"{_fmt(r['segment_q'], '.2g')} | {r['top_slice_regression'] or '-'} | "
-                f"{r['significant_slice_regressions']} ({len(outside)}{': ' + '; '.join(outside) if outside else ''}) | "
+                f"{r['significant_slice_regressions']} ({len(outside)} of the top {r['significant_slices_listed']}"
+                f"{': ' + '; '.join(outside[:4]) if outside else ''}{' ...' if len(outside) > 4 else ''}) | "
                 f"{r['top_weak_slice'] or '-'} |"
             )
         lines.append("")

@@ -690,7 +690,7 @@ def print_evaluation(console: Console, result: Any, *, top: int = 10, quiet: boo
     acc = result.metrics["accuracy"]
     if quiet:
         console.print(
-            f"accuracy {_pct(acc['value'])} {_ci(acc)}; {len(result.weak_slices)} weak slices; "
+            f"accuracy {_pct(acc['value'])} {_ci(acc)}; {s['weak_slices_found']} weak slices; "
             f"{len(sig)} significant regressions ({escape(str(s['data']))})"
         )
         return
@@ -743,7 +743,10 @@ def print_evaluation(console: Console, result: Any, *, top: int = 10, quiet: boo
     console.print(pc)
     console.print(f"Expected calibration error: {_pct(result.metrics['ece']['value'])} {_ci(result.metrics['ece'])}")
     if result.weak_slices:
-        ws = Table(title="Weak slices (significantly less accurate than the other rows)", title_justify="left")
+        ws = Table(
+            title=f"Weak slices (significantly less accurate than the other rows; {s['weak_slices_found']} found)",
+            title_justify="left",
+        )
         for col in ("slice", "rows", "accuracy", "other rows", "q"):
             ws.add_column(col, justify="left" if col == "slice" else "right")
         for w in result.weak_slices[:top]:
@@ -767,7 +770,10 @@ def print_evaluation(console: Console, result: Any, *, top: int = 10, quiet: boo
         console.print(line)
     if result.comparison is not None:
         if result.slice_regressions:
-            sr = Table(title="Slices where the model is worse than the baseline", title_justify="left")
+            sr = Table(
+                title=f"Slices where the model is worse than the baseline ({s['slice_regressions_found']} found)",
+                title_justify="left",
+            )
             for col in ("slice", "rows", "baseline", "model", "change", "interval", "q"):
                 sr.add_column(col, justify="left" if col == "slice" else "right")
             for r in result.slice_regressions[:top]:

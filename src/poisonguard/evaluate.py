@@ -15,7 +15,8 @@ backdoor tests with Holm over the triggers.
 
 JSON (``EvaluationResult.to_dict()``; numbers are floats, ``ci`` is ``[low, high]``)::
 
-    settings        rows, classes, seed, n_boot, alpha, confidence, min_support, slices_tested, model, baseline
+    settings        rows, classes, seed, n_boot, alpha, confidence, min_support, model, baseline, slices_tested,
+                    weak_slices_found and slice_regressions_found (before the lists are cut to ``top``)
     metrics         {name: {"value", "ci"}} for accuracy, precision/recall/f1 _macro and _weighted, auroc,
                     average_precision, log_loss, brier, ece
     per_class       [{"class", "support", "precision": {"value", "ci"}, "recall": ..., "f1": ...}]
@@ -440,12 +441,14 @@ def evaluate(
     with progress.task("searching slices"):
         cand = Candidates.build(features, ds.columns, min_support=support)
         correct = scorers[0].correct
-        weak_table = rank(weak_slices(cand, correct, alpha=alpha), top)
-        weak = _weak_records(cand, weak_table, correct, seed, n_boot, confidence)
+        weak_all = weak_slices(cand, correct, alpha=alpha)
+        weak = _weak_records(cand, rank(weak_all, top), correct, seed, n_boot, confidence)
+        counts_found = {"weak_slices_found": int(weak_all["reported"].sum()), "slice_regressions_found": 0}
         regs: list[dict[str, Any]] = []
         if base is not None:
-            reg_table = rank(slice_regressions(cand, correct, scorers[1].correct, alpha=alpha), top)
-            regs = _regression_records(cand, reg_table, correct, scorers[1].correct, seed, n_boot, confidence)
+            reg_all = slice_regressions(cand, correct, scorers[1].correct, alpha=alpha)
+            counts_found["slice_regressions_found"] = int(reg_all["reported"].sum())
+            regs = _regression_records(cand, rank(reg_all, top), correct, scorers[1].correct, seed, n_boot, confidence)
         users = _user_slices(
             [parse_slice(s, features) for s in slices or ()],
             features,
@@ -490,6 +493,8 @@ def evaluate(
         "confidence": confidence,
         "min_support": support,
         "slices_tested": len(cand),
+        **counts_found,
+        "top": top,
         "conditions": len(cand.conditions),
         "triggers": len(trig),
     }
