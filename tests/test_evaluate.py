@@ -31,6 +31,7 @@ from poisonguard.errors import ConfigError, InputError
 from poisonguard.evaluate import _Scorer, boot_weights, load_triggers
 from poisonguard.models import UnpicklingWarning
 from poisonguard.redteam import FrameModel
+from poisonguard.slices import Condition, parse_slice
 from poisonguard.stats import benjamini_hochberg, holm
 
 REGIONS = np.array(["north", "south", "east", "west", "centre", "island"])
@@ -456,3 +457,35 @@ def test_segment_targeted_flip_is_found_by_evaluate() -> None:
     # the flips also teach the small model some noise elsewhere, but among one-condition slices the segment leads
     singles = [x["slice"] for x in r.slice_regressions if " and " not in x["slice"]]
     assert singles[0] == "region = 'north'"
+
+
+def test_slice_specs_parse_and_select_rows() -> None:
+    df = frame(200, 3)
+    df.loc[::10, "x1"] = np.nan
+    s = parse_slice("x0>=0.5 and region = 'north'", df)
+    assert s.describe() == "x0 >= 0.5 and region = 'north'"
+    assert np.array_equal(s.mask(df), ((df["x0"] >= 0.5) & (df["region"] == "north")).to_numpy())
+    assert parse_slice("channel!=web & x2<0", df).mask(df).sum() == ((df["channel"] != "web") & (df["x2"] < 0)).sum()
+    assert Condition("x1", "missing").mask(df).sum() == 20
+    assert Condition("x1", "range", -1.0, 1.0).mask(df).sum() == ((df["x1"] >= -1) & (df["x1"] < 1)).sum()
+    with pytest.raises(InputError, match="needs a numeric column"):
+        parse_slice("region<3", df)
+    with pytest.raises(InputError, match="cannot read the condition"):
+        parse_slice("region", df)
+
+
+def test_result_json_is_strict_and_complete(tmp_path) -> None:
+    df, proba, _ = planted(500, 3, 0.8)
+    r = poisonguard.evaluate(proba, df, label="label", baseline=proba[::-1].copy()[::-1], n_boot=60)
+    path = tmp_path / "eval.json"
+    r.to_json(path)
+    data = json.loads(path.read_text())
+    json.dumps(data, allow_nan=False)  # no NaN or infinity anywhere
+    assert data["settings"]["rows"] == 500 and data["settings"]["n_boot"] == 60
+    assert set(data["metrics"]) == {
+        "accuracy", "precision_macro", "recall_macro", "f1_macro", "precision_weighted", "recall_weighted",
+        "f1_weighted", "auroc", "average_precision", "log_loss", "brier", "ece",
+    }  # fmt: skip
+    assert (
+        len(data["calibration"]["bins"]) == 10 and data["baseline_metrics"]["accuracy"] == data["metrics"]["accuracy"]
+    )

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binom
 from sklearn.model_selection import train_test_split
 
 HERE = Path(__file__).resolve().parent
@@ -38,6 +39,8 @@ import poisonguard as pg  # noqa: E402
 from poisonguard.attacks import get_attack  # noqa: E402
 from poisonguard.io import load_dataset  # noqa: E402
 from poisonguard.redteam import FrameModel  # noqa: E402
+from poisonguard.slices import Condition, Slice  # noqa: E402
+from poisonguard.stats import benjamini_hochberg  # noqa: E402
 
 RESULTS = HERE.parent / "results"
 # name -> (column, value, rate). Bachelors is the example (16% of the rows): the model shrugs off a 2% flip
@@ -100,6 +103,19 @@ def one_seed(df: pd.DataFrame, seed: int, scenarios: list[str], n_boot: int) -> 
         sig_slices = [r for r in res.slice_regressions if r["significant"]]
         top = res.slice_regressions[0]["slice"] if res.slice_regressions else None
         seg_test = (test[column] == value).to_numpy()
+        # a flagged slice that overlaps the segment inherits its damage; is it still worse without the segment rows?
+        feats = test.drop(columns="label")
+        truth = test["label"].to_numpy()
+        right_new = poisoned.predict(feats) == truth
+        right_base = clean.predict(feats) == truth
+        p_rest = []
+        for r in sig_slices:
+            if text in r["slice"]:
+                continue
+            m = Slice(tuple(Condition(**c) for c in r["conditions"])).mask(feats) & ~seg_test
+            worse, better = int((m & ~right_new & right_base).sum()), int((m & right_new & ~right_base).sum())
+            p_rest.append(binom.sf(worse - 1, worse + better, 0.5) if worse + better else 1.0)
+        still = int((benjamini_hochberg(np.asarray(p_rest)) <= 0.05).sum()) if p_rest else 0
         records.append(
             {
                 "scenario": scenario,
@@ -128,6 +144,7 @@ def one_seed(df: pd.DataFrame, seed: int, scenarios: list[str], n_boot: int) -> 
                 "top_slice_is_segment_or_part": bool(top and text in top),
                 "significant_slice_regressions": res.settings["slice_regressions_found"],
                 "significant_slices_listed": len(sig_slices),
+                "outside_slices_still_worse_without_segment": still,
                 "significant_slices_outside_segment": [r["slice"] for r in sig_slices if text not in r["slice"]],
                 "significant_regressions": len(res.significant_regressions),
                 "segment_rank_in_weak_slices": _position(res.weak_slices, text),
@@ -173,6 +190,10 @@ def write_markdown(records: list[dict[str, Any]], args: argparse.Namespace, path
         f"rows with the same seed ({args.n_boot} paired bootstrap resamples, alpha 0.05, slices of at least 1% of "
         "the test rows); the null comparison is the clean model of another seed against the clean model.",
         "",
+        "Slices that do not name the segment but hold many of its rows (married men, managers, professionals: "
+        "groups where degrees are common) inherit its damage and are flagged too; the benchmark removes the "
+        "segment's rows from each and tests again, to count the ones that are worse for another reason.",
+        "",
     ]
     for scenario in dict.fromkeys(r["scenario"] for r in records):
         rs = [r for r in records if r["scenario"] == scenario]
@@ -197,6 +218,10 @@ def write_markdown(records: list[dict[str, Any]], args: argparse.Namespace, path
             f"| overall accuracy change (pt) | {_mean_sd([r['accuracy_change_pt'] for r in rs])} |",
             f"| segment accuracy drop (pt) | {_mean_sd([r['segment_drop_pt'] for r in rs])} |",
             f"| significant slice regressions | {_mean_sd([r['significant_slice_regressions'] for r in rs])} |",
+            f"| of the top 20, slices without the segment in their conditions | "
+            f"{_mean_sd([len(r['significant_slices_outside_segment']) for r in rs])} |",
+            f"| of those, still significantly worse once the segment's rows are removed (McNemar, BH) | "
+            f"{_mean_sd([r['outside_slices_still_worse_without_segment'] for r in rs])} |",
             f"| evaluate seconds (model + baseline, {args.n_boot} resamples) | "
             f"{_mean_sd([r['evaluate_seconds'] for r in rs])} |",
             "",
