@@ -253,6 +253,10 @@ def test_backdoor_probe_reports_the_attack_success_rate() -> None:
     assert b["baseline"]["value"] == pytest.approx(t.attack_success_rate(clean, feats, test["label"]))
     asr = [x for x in r.regressions if x["rule"] == "asr"]
     assert len(asr) == 1 and asr[0]["significant"] and asr[0]["new"] == b["new"]["value"]
+    # a baseline given as fixed predictions cannot be probed: the model alone is, and a note says so
+    fixed = clean.predict_proba(test.drop(columns="label"))
+    mixed = poisonguard.evaluate(bad, test, label="label", baseline=fixed, triggers=[trig], n_boot=50)
+    assert mixed.backdoor[0]["baseline"] is None and any("fixed predictions" in n for n in mixed.notes)
     # no baseline: the ASR alone decides (the lower end of its interval above one half)
     alone = poisonguard.evaluate(clean, test, label="label", triggers=[trig], n_boot=50)
     assert alone.backdoor[0]["new"]["value"] < 0.1 and not alone.regressions[0]["significant"]

@@ -380,6 +380,18 @@ def evaluate(
     drop = [ds.label, *[c for c, why in ds.ignored.items() if why == "excluded"]]
     features = ds.frame.drop(columns=drop)
     n = ds.n_rows
+    # what the caller named is checked before any model runs
+    named = [parse_slice(s, features) for s in slices or ()]
+    trig = load_triggers(triggers)
+    for t in trig:
+        missing = [c for c in t.conditions if c not in features.columns]
+        if missing:
+            raise InputError(
+                f"trigger {t.describe()!r}: column {missing[0]!r} is not a feature column of {ds.name}; pass "
+                "triggers found on data with the same columns."
+            )
+    if min_support is not None and (not isinstance(min_support, int) or min_support < 1):
+        raise ConfigError(f"min_support must be a positive number of rows; got {min_support!r}.")
     test_classes = [label_text(c) for c in ds.classes]
     default_classes = list(classes) if classes is not None else list(ds.classes)
     with progress.task("scoring the model"):
@@ -450,7 +462,7 @@ def evaluate(
             counts_found["slice_regressions_found"] = int(reg_all["reported"].sum())
             regs = _regression_records(cand, rank(reg_all, top), correct, scorers[1].correct, seed, n_boot, confidence)
         users = _user_slices(
-            [parse_slice(s, features) for s in slices or ()],
+            named,
             features,
             correct,
             scorers[1].correct if base is not None else None,
@@ -461,14 +473,17 @@ def evaluate(
         )
 
     # backdoor probe
-    trig = load_triggers(triggers)
     backdoor: list[dict[str, Any]] = []
     if trig:
         if not new_p.can_predict:
             notes.append("the backdoor probe needs a model that can score new rows; fixed predictions cannot")
         else:
+            probe_base = base
+            if base_p is not None and not base_p.can_predict:
+                probe_base = None
+                notes.append("the baseline is fixed predictions: the backdoor probe runs on the model alone")
             with progress.task("probing triggers", total=len(trig)) as advance:
-                backdoor = _probe(trig, features, y, eval_classes, new, base, confidence, alpha, asr_threshold)
+                backdoor = _probe(trig, features, y, eval_classes, new, probe_base, confidence, alpha, asr_threshold)
                 advance(len(trig))
 
     regressions = [r for r in comparison or [] if r["drop"] is not None and r["drop"] > 0]
@@ -803,12 +818,6 @@ def _probe(
     out = []
     raw_p = []
     for t in triggers:
-        missing = [c for c in t.conditions if c not in features.columns]
-        if missing:
-            raise InputError(
-                f"trigger {t.describe()!r}: column {missing[0]!r} is not a feature column of the test data; pass "
-                "triggers found on data with the same columns."
-            )
         target = label_text(t.target)
         if target not in classes:
             raise InputError(
