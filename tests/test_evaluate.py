@@ -493,3 +493,14 @@ def test_result_json_is_strict_and_complete(tmp_path) -> None:
     assert (
         len(data["calibration"]["bins"]) == 10 and data["baseline_metrics"]["accuracy"] == data["metrics"]["accuracy"]
     )
+
+
+def test_onnx_without_onnxruntime_says_how_to_install_it(tmp_path, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if it were not installed
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"not really onnx")
+    df, _, _ = planted(100, 0, 0.8)
+    with pytest.raises(InputError, match=r"pip install poisonguard\[onnx\]"):
+        poisonguard.evaluate(path, df, label="label")
