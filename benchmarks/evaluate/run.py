@@ -84,7 +84,8 @@ def one_seed(df: pd.DataFrame, seed: int, scenarios: list[str], n_boot: int) -> 
     ds = load_dataset(train, label="label")
     clean = _fit(train, seed)
     clean_other = _fit(train, seed + 1000)
-    null = pg.evaluate(clean_other, test, label="label", baseline=clean, seed=seed, n_boot=n_boot)
+    named = sorted({f"{SCENARIOS[sc][0]}={SCENARIOS[sc][1]}" for sc in scenarios})
+    null = pg.evaluate(clean_other, test, label="label", baseline=clean, seed=seed, n_boot=n_boot, slices=named)
     null_acc = next(r for r in null.comparison if r["metric"] == "accuracy")
     records = []
     for scenario in scenarios:
@@ -96,7 +97,10 @@ def one_seed(df: pd.DataFrame, seed: int, scenarios: list[str], n_boot: int) -> 
         poisoned = _fit(out.frame, seed)
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        res = pg.evaluate(poisoned, test, label="label", baseline=clean, seed=seed, n_boot=n_boot)
+        res = pg.evaluate(
+            poisoned, test, label="label", baseline=clean, seed=seed, n_boot=n_boot, slices=[f"{column}={value}"]
+        )
+        user = res.user_slices[0]
         eval_s = time.perf_counter() - t0
         acc = next(r for r in res.comparison if r["metric"] == "accuracy")
         seg = next((r for r in res.slice_regressions if r["slice"] == text), None)
@@ -147,12 +151,15 @@ def one_seed(df: pd.DataFrame, seed: int, scenarios: list[str], n_boot: int) -> 
                 "outside_slices_still_worse_without_segment": still,
                 "significant_slices_outside_segment": [r["slice"] for r in sig_slices if text not in r["slice"]],
                 "significant_regressions": len(res.significant_regressions),
+                "named_segment_significant": user["significant"],
+                "named_segment_p": user["p_value"],
                 "segment_rank_in_weak_slices": _position(res.weak_slices, text),
                 "top_weak_slice": res.weak_slices[0]["slice"] if res.weak_slices else None,
                 "slices_tested": res.settings["slices_tested"],
                 "null_accuracy_change_pt": 100 * null_acc["delta"],
                 "null_significant_regressions": len(null.significant_regressions),
                 "null_significant_slice_regressions": null.settings["slice_regressions_found"],
+                "null_named_slices_significant": sum(u["significant"] for u in null.user_slices),
                 "null_flagged": [
                     f"{r['rule']}: {r['metric']} {r.get('slice') or ''}".strip() for r in null.significant_regressions
                 ],
@@ -206,6 +213,9 @@ def write_markdown(records: list[dict[str, Any]], args: argparse.Namespace, path
             f"- {seg} among the significant slice regressions: {sum(r['segment_significant'] for r in rs)} of {n}",
             f"- top slice regression is {seg} or a part of it: {sum(r['top_slice_is_segment_or_part'] for r in rs)} "
             f"of {n} (exactly {seg}: {sum(r['segment_rank_in_slice_regressions'] == 1 for r in rs)})",
+            f"- named in advance (`--slice {rs[0]['segment'].replace(' = ', '=').replace(chr(39), '')}`, tested alone): "
+            f"significant in {sum(r['named_segment_significant'] for r in rs)} of {n} "
+            f"(p {', '.join(format(r['named_segment_p'], '.2g') for r in rs)})",
             f"- overall accuracy regression significant (McNemar, Holm): "
             f"{sum(r['accuracy_regression_significant'] for r in rs)} of {n}",
             "",
@@ -245,11 +255,14 @@ def write_markdown(records: list[dict[str, Any]], args: argparse.Namespace, path
             )
         lines.append("")
     nulls = {r["seed"]: r for r in records}
+    named_all = sorted({r["segment"] for r in records})
     lines += [
         "## Clean against clean (false discoveries)",
         "",
         f"Two clean models (seeds s and s + 1000), {len(seeds)} seeds: significant regressions of any kind in "
-        f"{sum(nulls[s]['null_significant_regressions'] > 0 for s in seeds)} of {len(seeds)} comparisons.",
+        f"{sum(nulls[s]['null_significant_regressions'] > 0 for s in seeds)} of {len(seeds)} comparisons; the "
+        f"named segments ({', '.join(named_all)}) significant in "
+        f"{sum(nulls[s]['null_named_slices_significant'] for s in seeds)} of {len(seeds) * len(named_all)} tests.",
         "",
         "| seed | acc. change (pt) | significant regressions | significant slice regressions | flagged |",
         "|---|---|---|---|---|",

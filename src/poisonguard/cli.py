@@ -636,7 +636,7 @@ def evaluate(
     """Evaluate a model where poisoning hides: metrics with intervals, calibration, weak slices, triggers, and
     regressions against a baseline model.
 
-    Exit code 0: done (no significant regression, or no --fail-on-regression); 1: a significant regression with
+    Exit code 0: no significant regression (or no --fail-on-regression); 1: a significant regression and
     --fail-on-regression; 2: a usage or input error.
     """
     from ._progress import RichProgress

@@ -330,7 +330,7 @@ def load_triggers(source: Any) -> list[Trigger]:
 
 def _check_params(n_boot: int, alpha: float, confidence: float, seed: int) -> None:
     if not isinstance(n_boot, int) or n_boot < 50:
-        raise ConfigError(f"n_boot must be an integer of at least 50 (bootstrap resamples); got {n_boot!r}.")
+        raise ConfigError(f"n_boot (--n-boot) must be an integer of at least 50 (bootstrap resamples); got {n_boot!r}.")
     if not 0 < alpha < 0.5:
         raise ConfigError(f"alpha must be between 0 and 0.5; got {alpha!r}.")
     if not 0.5 < confidence < 1:
