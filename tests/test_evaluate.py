@@ -504,3 +504,25 @@ def test_onnx_without_onnxruntime_says_how_to_install_it(tmp_path, monkeypatch) 
     df, _, _ = planted(100, 0, 0.8)
     with pytest.raises(InputError, match=r"pip install poisonguard\[onnx\]"):
         poisonguard.evaluate(path, df, label="label")
+
+
+def test_onnx_pipeline_with_one_input_per_column(tmp_path) -> None:
+    """A scikit-learn pipeline with its own preprocessing, exported with named inputs and the default ZipMap."""
+    pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
+    skl2onnx = pytest.importorskip("skl2onnx", reason="skl2onnx is needed to build a test model")
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    test, _, _ = backdoor_models()
+    X, numbers, words = test.drop(columns="label"), ["x0", "x1", "x2", "x3"], ["region", "channel"]
+    prep = ColumnTransformer([("num", StandardScaler(), numbers), ("cat", OneHotEncoder(), words)])
+    pipe = make_pipeline(prep, LogisticRegression()).fit(X, test["label"])
+    types = [(c, FloatTensorType([None, 1])) for c in numbers] + [(c, StringTensorType([None, 1])) for c in words]
+    path = tmp_path / "pipe.onnx"
+    path.write_bytes(skl2onnx.convert_sklearn(pipe, initial_types=types).SerializeToString())
+    r = poisonguard.evaluate(path, test, label="label", n_boot=50)
+    assert r.metrics["accuracy"]["value"] == pytest.approx(pipe.score(X, test["label"]))
+    assert r.metrics["log_loss"]["value"] == pytest.approx(log_loss(test["label"], pipe.predict_proba(X)), rel=1e-4)
