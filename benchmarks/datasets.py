@@ -13,7 +13,17 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = (ROOT / ".." / "shared" / "datasets").resolve()
+
+
+def _shared() -> Path:
+    """``../shared/datasets`` next to the checkout; from a git worktree nested deeper, the nearest one above it."""
+    for parent in ROOT.parents:
+        if (parent / "shared" / "datasets").is_dir():
+            return (parent / "shared" / "datasets").resolve()
+    return (ROOT / ".." / "shared" / "datasets").resolve()
+
+
+SHARED = _shared()
 
 ADULT_COLUMNS = [
     "age",

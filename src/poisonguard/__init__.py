@@ -1,4 +1,4 @@
-"""poisonguard: find poisoned rows in training data."""
+"""poisonguard: find poisoned rows in training data, and evaluate models where poisoning hides."""
 
 import os as _os
 
@@ -9,6 +9,7 @@ _os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 __version__ = "0.1.0"
 
 from .errors import ConfigError, DetectorError, InputError, NotFittedError, PoisonguardError
+from .evaluate import EvaluationResult, evaluate
 from .io import Dataset, load_dataset
 from .result import ScanResult
 from .scanner import scan
@@ -18,12 +19,14 @@ __all__ = [
     "ConfigError",
     "Dataset",
     "DetectorError",
+    "EvaluationResult",
     "InputError",
     "NotFittedError",
     "PoisonguardError",
     "ScanResult",
     "Trigger",
     "__version__",
+    "evaluate",
     "load_dataset",
     "scan",
 ]

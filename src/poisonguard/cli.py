@@ -1008,6 +1008,242 @@ def serve(
 
 
 @app.command()
+def evaluate(
+    ctx: typer.Context,
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model",
+            "-m",
+            help="The model: a .joblib/.pkl estimator (unpickling runs code: trusted files only), an .onnx file, or "
+            "a predictions table (.csv/.parquet) with one probability column per class.",
+            show_default=False,
+        ),
+    ],
+    data: Annotated[
+        Path,
+        typer.Option("--data", "-d", help="The labelled test table (CSV, TSV, Parquet, JSONL).", show_default=False),
+    ],
+    label: Annotated[str, typer.Option("--label", "-l", help="The label (class) column.", show_default=False)],
+    baseline_model: Annotated[
+        Path | None,
+        typer.Option("--baseline-model", "-b", help="The last trusted model (or the original of an optimised one)."),
+    ] = None,
+    triggers: Annotated[
+        Path | None,
+        typer.Option(help="Triggers to probe: a scan's summary.json or a JSON list of {conditions, target}."),
+    ] = None,
+    slice_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--slice", "-s", metavar="COND", help="A segment to report, e.g. 'education=Bachelors' (repeatable)."
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", "-x", help="A column not to give the model (repeatable).")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full results to this JSON file.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the bootstrap.")] = 0,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for the intervals.")] = 1000,
+    top: Annotated[int, typer.Option(min=0, help="How many slices to list.")] = 10,
+    fail_on_regression: Annotated[
+        bool, typer.Option("--fail-on-regression", help="Exit 1 when a significant regression is found.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars and a short summary.")] = False,
+    encoding: Annotated[str, typer.Option(help="Text encoding of a CSV, TSV or JSON Lines file.")] = "utf-8",
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Evaluate a model where poisoning hides: metrics with intervals, calibration, weak slices, triggers, and
+    regressions against a baseline model.
+
+    Exit code 0: no significant regression (or no --fail-on-regression); 1: a significant regression and
+    --fail-on-regression; 2: a usage or input error.
+    """
+    from ._progress import RichProgress
+    from .evaluate import evaluate as run_evaluate
+    from .io import read_table
+    from .models import UnpicklingWarning
+
+    ctx.meta[_DEBUG_KEY] = debug
+    if json_out is not None and json_out.exists() and json_out.resolve() in {data.resolve(), model.resolve()}:
+        raise ConfigError(f"--json {json_out}: would overwrite an input file; choose another path.")
+    console = Console(highlight=False)
+    with warnings.catch_warnings(record=True) as caught, RichProgress(quiet=quiet) as progress:
+        warnings.simplefilter("always")
+        with progress.task(f"reading {data.name}"):
+            frame = read_table(data, encoding=encoding)
+        result = run_evaluate(
+            model,
+            frame,
+            label=label,
+            baseline=baseline_model,
+            triggers=triggers,
+            slices=slice_ or (),
+            seed=seed,
+            n_boot=n_boot,
+            exclude=tuple(exclude or ()),
+            progress=progress,
+            name=str(data),
+        )
+    for w in caught:
+        if issubclass(w.category, UnpicklingWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+    _report_warnings([w for w in caught if not issubclass(w.category, UnpicklingWarning)], debug=debug)
+    print_evaluation(console, result, top=top, quiet=quiet)
+    if json_out is not None:
+        result.to_json(json_out)
+        console.print(f"Wrote {escape(str(json_out))}")
+    raise typer.Exit(1 if fail_on_regression and result.significant_regressions else 0)
+
+
+def _ci(block: Any, pct: bool = True) -> str:
+    lo, hi = block["ci"] if isinstance(block, dict) else block
+    if lo is None or hi is None:
+        return "-"
+    return f"[{100 * lo:.1f}, {100 * hi:.1f}]" if pct else f"[{lo:.3f}, {hi:.3f}]"
+
+
+def print_evaluation(console: Console, result: Any, *, top: int = 10, quiet: bool = False) -> None:
+    """Print an evaluation: metrics with intervals (and the baseline), weak slices, regressions, backdoor probe."""
+    s = result.settings
+    sig = result.significant_regressions
+    acc = result.metrics["accuracy"]
+    if quiet:
+        console.print(
+            f"accuracy {_pct(acc['value'])} {_ci(acc)}; {s['weak_slices_found']} weak slices; "
+            f"{len(sig)} significant regressions ({escape(str(s['data']))})"
+        )
+        return
+    for note in result.notes:
+        console.print(f"note: {escape(str(note))}")
+    console.print(
+        f"{s['rows']:,} test rows, classes {', '.join(map(str, s['classes']))}; {s['n_boot']} bootstrap resamples, "
+        f"{100 * s['confidence']:.0f}% intervals; {s['slices_tested']:,} slices tested (at least {s['min_support']} rows)"
+    )
+    pct_metrics = {
+        "accuracy",
+        "precision_macro",
+        "recall_macro",
+        "f1_macro",
+        "precision_weighted",
+        "recall_weighted",
+        "f1_weighted",
+        "auroc",
+        "average_precision",
+        "ece",
+    }
+    table = Table(title="Metrics", title_justify="left")
+    for col in ("metric", "value", "interval"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    comp = {r["metric"]: r for r in result.comparison or []}
+    if result.comparison is not None:
+        for col in ("baseline", "change", "p (adj.)"):
+            table.add_column(col, justify="right")
+    for name, block in result.metrics.items():
+        pct = name in pct_metrics
+        val = _pct(block["value"]) if pct and block["value"] is not None else _fmt_opt(block["value"], pct=False)
+        row = [name, val, _ci(block, pct)]
+        if name in comp:
+            r = comp[name]
+            b = _pct(r["baseline"]) if pct else f"{r['baseline']:.4f}"
+            change = f"{100 * r['delta']:+.2f} pt" if pct else f"{r['delta']:+.4f}"
+            style = "red" if r["significant"] else ""
+            row += [b, f"[{style}]{change}[/]" if style else change, f"{r['p_value']:.3g}"]
+        table.add_row(*row)
+    console.print(table)
+    pc = Table(title="Per class", title_justify="left")
+    for col in ("class", "support", "precision", "recall", "F1"):
+        pc.add_column(col, justify="left" if col == "class" else "right")
+    for c in result.per_class:
+        pc.add_row(
+            escape(str(c["class"])),
+            str(c["support"]),
+            *(f"{_pct(c[m]['value'])} {_ci(c[m])}" for m in ("precision", "recall", "f1")),
+        )
+    console.print(pc)
+    console.print(f"Expected calibration error: {_pct(result.metrics['ece']['value'])} {_ci(result.metrics['ece'])}")
+    if result.weak_slices:
+        ws = Table(
+            title=f"Weak slices (significantly less accurate than the other rows; {s['weak_slices_found']} found)",
+            title_justify="left",
+        )
+        for col in ("slice", "rows", "accuracy", "other rows", "q"):
+            ws.add_column(col, justify="left" if col == "slice" else "right")
+        for w in result.weak_slices[:top]:
+            ws.add_row(
+                escape(w["slice"]),
+                str(w["support"]),
+                f"{_pct(w['accuracy']['value'])} {_ci(w['accuracy'])}",
+                _pct(w["rest_accuracy"]),
+                f"{w['q_value']:.2g}",
+            )
+        console.print(ws)
+    else:
+        console.print("Weak slices: none significant.")
+    for u in result.user_slices:
+        a = u["accuracy"]["value"]
+        line = f"slice {escape(u['slice'])}: {u['support']} rows"
+        if a is not None:
+            line += f", accuracy {_pct(a)} {_ci(u['accuracy'])} vs {_pct(u['rest_accuracy'])} elsewhere"
+        if u.get("baseline") is not None:
+            line += f"; baseline {_pct(u['baseline'])}, change {100 * -u['drop']:+.2f} pt (p {u['p_value']:.3g})"
+        console.print(line)
+    if result.comparison is not None:
+        if result.slice_regressions:
+            sr = Table(
+                title=f"Slices where the model is worse than the baseline ({s['slice_regressions_found']} found)",
+                title_justify="left",
+            )
+            for col in ("slice", "rows", "baseline", "model", "change", "interval", "q"):
+                sr.add_column(col, justify="left" if col == "slice" else "right")
+            for r in result.slice_regressions[:top]:
+                sr.add_row(
+                    escape(r["slice"]),
+                    str(r["support"]),
+                    _pct(r["baseline"]),
+                    _pct(r["new"]),
+                    f"{100 * r['delta']:+.2f} pt",
+                    _ci(r["ci"]),
+                    f"{r['q_value']:.2g}",
+                )
+            console.print(sr)
+        else:
+            console.print("Slices worse than the baseline: none significant.")
+    if result.backdoor:
+        bd = Table(title="Backdoor probe (attack success rate)", title_justify="left")
+        for col in ("trigger", "target", "rows", "model ASR", "baseline ASR"):
+            bd.add_column(col, justify="left" if col == "trigger" else "right")
+        for b in result.backdoor:
+            base = b["baseline"]
+            bd.add_row(
+                escape(" and ".join(f"{c} = {v!r}" for c, v in b["conditions"].items())),
+                escape(str(b["target"])),
+                str(b["rows"]),
+                f"{_pct(b['new']['value'])} {_ci(b['new'])}" if b["new"]["value"] == b["new"]["value"] else "-",
+                f"{_pct(base['value'])} {_ci(base)}" if base and base["value"] == base["value"] else "-",
+            )
+        console.print(bd)
+    if sig:
+        console.print(f"[red]{len(sig)} significant regression(s):[/]")
+        order = {"asr": 0, "slice_drop": 1, "metric_drop": 2, "calibration": 3}
+        for r in sorted(sig, key=lambda r: order.get(r["rule"], 4))[:top]:
+            where = (
+                f" in {r['slice']}" if r.get("slice") else (f" for trigger {r['trigger']}" if r.get("trigger") else "")
+            )
+            console.print(f"  {r['rule']}: {escape(str(r['metric']))}{escape(where)}: {_change(r)}")
+        if len(sig) > top:
+            console.print(f"  ... and {len(sig) - top} more (see --json)")
+    elif result.comparison is not None:
+        console.print("[green]No significant regression against the baseline.[/]")
+
+
+def _change(r: dict[str, Any]) -> str:
+    if r.get("baseline") is None:
+        return f"{_pct(r['new'])}"
+    return f"{r['baseline']:.4f} -> {r['new']:.4f} (p {r['p_value']:.3g})"
+
+
+@app.command()
 def version() -> None:
     """Print the poisonguard version."""
     typer.echo(f"poisonguard {__version__}")

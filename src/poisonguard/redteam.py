@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import accuracy_score, f1_score, recall_score, roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -54,6 +55,41 @@ def default_model(categorical: np.ndarray, seed: int) -> Any:
     return HistGradientBoostingClassifier(
         categorical_features=categorical if categorical.any() else None, random_state=seed
     )
+
+
+class FrameModel(ClassifierMixin, BaseEstimator):
+    """The built-in gradient boosting fitted on a raw table: columns are typed and encoded as the scan does, so the
+    fitted model takes a DataFrame like any pipeline and can be saved with joblib and evaluated.
+
+    ``columns`` maps feature columns to types (default: inferred from the training frame, ids and constants left
+    out); ``seed`` seeds the encoder and the booster.
+    """
+
+    def __init__(self, columns: Mapping[str, str] | None = None, seed: int = 0) -> None:
+        self.columns = columns
+        self.seed = seed
+
+    def fit(self, X: pd.DataFrame, y: Any) -> FrameModel:
+        cols = dict(self.columns) if self.columns is not None else _infer_columns(X, y)
+        self.encoder_ = FeatureEncoder.fit(X, cols, seed=self.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cat = np.asarray(self.encoder_.tree_categorical, dtype=bool)
+            self.model_ = default_model(cat, self.seed).fit(self.encoder_.tree(X), np.asarray(y))
+        self.classes_ = self.model_.classes_
+        self.feature_names_in_ = np.asarray(list(cols), dtype=object)
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.model_.predict_proba(self.encoder_.tree(X))
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def _infer_columns(X: pd.DataFrame, y: Any) -> dict[str, str]:
+    key = "__poisonguard_label__"
+    return dict(load_dataset(X.assign(**{key: np.asarray(y)}), label=key, name="training frame").columns)
 
 
 @dataclass(frozen=True)
@@ -287,4 +323,4 @@ def _budget(runs: pd.DataFrame, threshold: float) -> pd.DataFrame:
     return out[["attack", "budget", "max_damage"]]
 
 
-__all__ = ["DEFAULT_RATES", "RedteamResult", "load_model_factory", "redteam"]
+__all__ = ["DEFAULT_RATES", "FrameModel", "RedteamResult", "load_model_factory", "redteam"]

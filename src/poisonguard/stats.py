@@ -129,3 +129,29 @@ def binom_interval(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
     lo = 0.0 if k <= 0 else max(0.0, centre - half)
     hi = 1.0 if k >= n else min(1.0, centre + half)
     return float(lo), float(hi)
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """BH-adjusted p-values (q-values): reject where q <= alpha controls the false discovery rate at alpha."""
+    p = np.asarray(p, dtype=np.float64)
+    if p.size == 0:
+        return p.copy()
+    order = np.argsort(p, kind="stable")
+    ranked = p[order] * p.size / np.arange(1, p.size + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty_like(p)
+    out[order] = np.clip(q, 0.0, 1.0)
+    return out
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm-adjusted p-values: reject where adjusted p <= alpha controls the family-wise error rate at alpha."""
+    p = np.asarray(p, dtype=np.float64)
+    if p.size == 0:
+        return p.copy()
+    order = np.argsort(p, kind="stable")
+    ranked = p[order] * (p.size - np.arange(p.size))
+    adj = np.maximum.accumulate(ranked)
+    out = np.empty_like(p)
+    out[order] = np.clip(adj, 0.0, 1.0)
+    return out

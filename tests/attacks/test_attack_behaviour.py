@@ -227,3 +227,41 @@ def test_adaptive_keeps_added_rows_and_the_base_attacks_trigger() -> None:
         get_attack("adaptive", base="adaptive")
     with pytest.raises(ConfigError):
         get_attack("adaptive", candidates_factor=0.5)
+
+
+# --- segment_targeted_flip ------------------------------------------------------------------------------------
+
+
+def test_segment_flip_touches_only_the_named_segment_and_gives_it_one_class() -> None:
+    ds, before, _ = contract_data()
+    out = get_attack("segment_targeted_flip", column="region", value="north").apply(ds, rate=RATE, seed=0)
+    old, new = before[ds.label].to_numpy(), _labels(out, ds)
+    region = before["region"].to_numpy()
+    assert (region[out.mask] == "north").all()
+    target = out.meta["target"]  # default: the segment's most frequent class
+    inside = region == "north"
+    assert target == pd.Series(old[inside]).value_counts().index[0]
+    assert (old[out.mask] != target).all() and (new[out.mask] == target).all()
+    assert (new[~out.mask] == old[~out.mask]).all()
+    assert out.meta["segment"] == "region = 'north'" and out.meta["segment_rows"] == int(inside.sum())
+
+
+def test_segment_flip_numeric_range_explicit_target_and_too_small_segment() -> None:
+    ds, before, _ = contract_data()
+    out = get_attack("segment_targeted_flip", column="age", value=(0.0, None), target="fraud").apply(
+        ds, rate=0.03, seed=0
+    )
+    assert (before["age"].to_numpy()[out.mask] >= 0).all()
+    assert (_labels(out, ds)[out.mask] == "fraud").all()
+    with pytest.raises(ConfigError, match=r"^attack 'segment_targeted_flip' does not apply: .*island"):
+        get_attack("segment_targeted_flip", column="region", value="island").apply(ds, rate=RATE, seed=0)
+    with pytest.raises(ConfigError, match="not a feature column"):
+        get_attack("segment_targeted_flip", column="nope", value="x").apply(ds, rate=RATE, seed=0)
+
+
+def test_segment_flip_default_segment_comes_from_the_seed() -> None:
+    ds, _before, _ = contract_data()
+    segments = {get_attack("segment_targeted_flip").apply(ds, rate=RATE, seed=s).meta["segment"] for s in range(8)}
+    assert len(segments) >= 3  # several segments, each one a category or a quartile
+    again = get_attack("segment_targeted_flip").apply(ds, rate=RATE, seed=3)
+    assert again.meta["segment"] == run("segment_targeted_flip", 3).meta["segment"]

@@ -26,6 +26,7 @@ ALL = [
     "inbounds_backdoor",
     "label_flip",
     "out_of_distribution",
+    "segment_targeted_flip",
     "text_trigger",
 ]
 # Attacks whose count is capped (class_targeted_flip: rows of the source class; the backdoors: rows of the classes

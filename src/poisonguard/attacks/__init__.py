@@ -16,6 +16,7 @@ from . import (
     inbounds_backdoor,
     label_flip,
     out_of_distribution,
+    segment_targeted_flip,
     text_trigger,
 )
 from .base import ATTACKS, Attack, Poisoned, get_attack, register_attack
@@ -36,5 +37,6 @@ __all__ = [
     "label_flip",
     "out_of_distribution",
     "register_attack",
+    "segment_targeted_flip",
     "text_trigger",
 ]
