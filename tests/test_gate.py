@@ -249,3 +249,28 @@ def test_the_documented_example_policy_loads() -> None:
     root = Path(__file__).resolve().parents[1]
     pol = load_policy(root / "docs" / "ci" / "poisonguard.yaml")
     assert pol.scan["allowed_verdicts"] == ["clean"]
+
+
+def test_gate_reads_evaluate_regressions_directly(invoke, tmp_path: Path) -> None:
+    """evaluate --json feeds the policy's evaluation rules: a damaged segment breaks max_slice_drop."""
+    import numpy as np
+
+    import poisonguard as pg
+    from test_evaluate import planted
+
+    df, base_p, base_right = planted(3000, 1, 0.85)
+    rng = np.random.default_rng(5)
+    seg = (df["region"] == "south").to_numpy()
+    spoil = seg & base_right & (rng.random(len(df)) < 0.3)
+    new_p = np.where(spoil[:, None], base_p[:, ::-1], base_p)
+    damaged = pg.evaluate(new_p, df, label="label", baseline=base_p, n_boot=100)
+    same = pg.evaluate(base_p, df, label="label", baseline=base_p, n_boot=100)
+    pol = Policy(evaluation={"max_metric_drop": 0.05, "max_slice_drop": 0.05})
+    got = {c.rule: c for c in evaluate_gate(pol, evaluation=damaged.to_dict()).checks}
+    assert not got["evaluation.max_slice_drop"].passed
+    assert any("region = 'south'" in d for d in got["evaluation.max_slice_drop"].details)
+    assert evaluate_gate(pol, evaluation=same.to_dict()).passed
+    damaged.to_json(tmp_path / "ev.json")
+    policy = write(tmp_path, "p.yaml", "evaluation:\n  max_slice_drop: 0.05\n")
+    res = invoke("gate", "--policy", policy, "--evaluation", tmp_path / "ev.json")
+    assert res.exit_code == 1 and "evaluation.max_slice_drop" in res.output

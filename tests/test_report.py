@@ -180,3 +180,27 @@ def test_report_of_something_else_is_a_clear_error(invoke, tmp_path: Path, poiso
     res = invoke("scan", poisoned_csv, "--label", "label", "--html", poisoned_csv, "-q")
     assert res.exit_code == 2
     assert "would overwrite the input" in res.output
+
+
+def test_evaluation_report_in_browser(browser, tmp_path: Path) -> None:
+    """A model worse than its baseline in one region: the page shows the regression, slices and calibration."""
+    from test_evaluate import planted
+
+    df, base_p, base_right = planted(3000, 1, 0.85)
+    rng = np.random.default_rng(5)
+    seg = (df["region"] == "south").to_numpy()
+    spoil = seg & base_right & (rng.random(len(df)) < 0.3)
+    new_p = np.where(spoil[:, None], base_p[:, ::-1], base_p)
+    result = pg.evaluate(new_p, df, label="label", baseline=base_p, n_boot=100)
+    saved = tmp_path / "evaluation.json"
+    result.to_json(saved)
+    page_file = tmp_path / "evaluation.html"
+    page_file.write_text(saved_html(saved), encoding="utf-8")
+    page, report = browser.open(page_file)
+    assert report.problems == []
+    assert page.text_content("#verdict").strip() == "fail"
+    assert "region = 'south'" in page.text_content("#slice-regressions-table")
+    assert page.locator("#calibration svg circle").count() >= 3
+    assert page.locator("#metrics-table tbody tr").count() == len(result.metrics)
+    page.screenshot(path=str(tmp_path / "evaluation.png"), full_page=True)
+    page.close()

@@ -809,7 +809,8 @@ def report(
     path: Annotated[
         Path,
         typer.Argument(
-            help="A saved result: the directory of 'scan --out', or the file of 'redteam --json'.", show_default=False
+            help="A saved result: the directory of 'scan --out', or the --json file of redteam or evaluate.",
+            show_default=False,
         ),
     ],
     out: Annotated[
@@ -1043,6 +1044,9 @@ def evaluate(
         list[str] | None, typer.Option("--exclude", "-x", help="A column not to give the model (repeatable).")
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full results to this JSON file.")] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML report to this file.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the bootstrap.")] = 0,
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for the intervals.")] = 1000,
     top: Annotated[int, typer.Option(min=0, help="How many slices to list.")] = 10,
@@ -1093,6 +1097,11 @@ def evaluate(
     if json_out is not None:
         result.to_json(json_out)
         console.print(f"Wrote {escape(str(json_out))}")
+    if html is not None:
+        from .report import evaluation_html, write
+
+        write(evaluation_html(result), html, inputs=(data, model))
+        console.print(f"Wrote the report to {escape(str(html))}")
     raise typer.Exit(1 if fail_on_regression and result.significant_regressions else 0)
 
 

@@ -327,7 +327,12 @@ def _evaluation_checks(rules: Mapping[str, Any], e: Mapping[str, Any] | None) ->
             base, new = g.get("baseline"), g.get("new")
             if base is None or new is None:
                 continue
-            worse = float(base) - float(new) if direction == "drop" else float(new) - float(base)
+            # evaluate's records carry "drop" (positive = worse, whichever way the metric points)
+            worse = (
+                float(g["drop"])
+                if g.get("drop") is not None
+                else (float(base) - float(new) if direction == "drop" else float(new) - float(base))
+            )
             if worse > lim:
                 where = f" in slice {g['slice']}" if g.get("slice") else ""
                 bad.append(

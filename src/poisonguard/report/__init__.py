@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, InputError
+from . import evaluation as _evaluation
 from . import redteam as _redteam
 from . import scan as _scan
 from .scan import ScanReportData
@@ -28,9 +29,16 @@ def redteam_html(result: Any) -> str:
     return _redteam.render(data)
 
 
+def evaluation_html(result: Any) -> str:
+    """The HTML page of an ``EvaluationResult`` or of a saved ``evaluate --json`` file."""
+    if isinstance(result, str | Path):
+        return _evaluation.render(_evaluation.load(result))
+    return _evaluation.render(json.loads(json.dumps(result.to_dict(), default=float)))
+
+
 def saved_html(path: str | Path) -> str:
-    """The page of whatever was saved at ``path``: a scan directory, or a red-team JSON file (or a directory
-    holding ``redteam.json``)."""
+    """The page of whatever was saved at ``path``: a scan directory, or a red-team or evaluation JSON file (or a
+    directory holding ``redteam.json``)."""
     p = Path(path)
     if p.is_dir():
         if (p / "summary.json").is_file():
@@ -42,6 +50,15 @@ def saved_html(path: str | Path) -> str:
             "--out directory or a 'redteam --json' file."
         )
     if p.is_file():
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(
+                f"{p}: not valid JSON ({exc}); pass a scan's --out directory, or the --json file of redteam or "
+                "evaluate."
+            ) from exc
+        if _evaluation.is_evaluation(doc):
+            return _evaluation.render(doc)
         return redteam_html(p)
     raise InputError(f"{p}: no such file or directory.")
 
@@ -61,4 +78,4 @@ def write(html_text: str, out: str | Path, *, inputs: tuple[Path, ...] = ()) -> 
     return target
 
 
-__all__ = ["ScanReportData", "redteam_html", "saved_html", "scan_html", "write"]
+__all__ = ["ScanReportData", "evaluation_html", "redteam_html", "saved_html", "scan_html", "write"]
