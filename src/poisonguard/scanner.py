@@ -91,6 +91,18 @@ def scan_dataset(
     progress: Progress | None = None,
 ) -> ScanResult:
     """Scan an already loaded ``Dataset`` (used by ``scan`` and by canary rescans)."""
+    return _scan_dataset(ds, seed=seed, fpr=fpr, detectors=detectors, progress=progress)[0]
+
+
+def _scan_dataset(
+    ds: Dataset,
+    *,
+    seed: int = 0,
+    fpr: float = 0.01,
+    detectors: Sequence[str] | Mapping[str, dict[str, Any]] | None = None,
+    progress: Progress | None = None,
+) -> tuple[ScanResult, ScanContext, list[Detector]]:
+    """``scan_dataset`` that also returns the context and the fitted detectors (an incremental scan's reference)."""
     _check_params(fpr, seed)
     progress = progress or Progress()
     dets = _detectors(detectors)
@@ -194,7 +206,7 @@ def scan_dataset(
         "threshold_rule": "flag when min_d p_d / w_d <= fpr (weighted Bonferroni; gated detectors count only "
         "below their own flag level w_d * fpr)",
     }
-    return ScanResult(
+    result = ScanResult(
         rows=rows,
         summary=summary,
         by_class=by_class,
@@ -203,6 +215,7 @@ def scan_dataset(
         data=ds,
         triggers=list(ctx.cache.get("triggers", [])),
     )
+    return result, ctx, dets
 
 
 def _breakdown(rows: pd.DataFrame, key: str, fpr: float, *, compare: bool = True) -> pd.DataFrame:
