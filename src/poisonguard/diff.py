@@ -128,7 +128,9 @@ def diff(old: pd.DataFrame, new: pd.DataFrame, *, id: str | None = None, label: 
             continue
         for frame, side in ((old, "the old table"), (new, "the new table")):
             if col not in frame.columns:
-                raise InputError(f"{side}: no column '{col}' for {what}; columns are {', '.join(map(str, frame.columns[:12]))}.")
+                raise InputError(
+                    f"{side}: no column '{col}' for {what}; columns are {', '.join(map(str, frame.columns[:12]))}."
+                )
     notes: list[str] = []
     missing_cols = sorted(set(map(str, old.columns)) ^ set(map(str, new.columns)))
     if missing_cols:
@@ -150,7 +152,13 @@ def _diff_multiset(old: pd.DataFrame, new: pd.DataFrame, cols: list[str], label:
     unchanged = int((m["old_row"].notna() & m["new_row"].notna()).sum())
     notes.append("no id column: a changed row shows as one removed and one added row; pass --id to pair them")
     changed = pd.DataFrame(
-        {"id": [], "old_row": np.array([], np.int64), "new_row": np.array([], np.int64), "changed_columns": [], "label_changed": []}
+        {
+            "id": [],
+            "old_row": np.array([], np.int64),
+            "new_row": np.array([], np.int64),
+            "changed_columns": [],
+            "label_changed": [],
+        }
     )
     labels = pd.DataFrame(columns=["id", "old_row", "new_row", "old_label", "new_label"])
     return Diff(added, removed, changed, labels, unchanged, None, label, notes)

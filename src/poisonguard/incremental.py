@@ -331,7 +331,9 @@ def scan_incremental(
 
     trusted = ref.result.rows
     trusted_scores = trusted["score"].to_numpy()
-    batch = batch_test(out["score"].to_numpy(), int(out["flagged"].sum()), trusted_scores, float(trusted["flagged"].mean()))
+    batch = batch_test(
+        out["score"].to_numpy(), int(out["flagged"].sum()), trusted_scores, float(trusted["flagged"].mean())
+    )
     by_source = _by_source(out, trusted_scores, fpr) if ds.source is not None and n else None
     if batch["significant"] and batch["p_flags"] * 2 < BATCH_ALPHA and batch["excess_flagged_fraction"] >= 0.001:
         level = "poisoned"

@@ -108,7 +108,7 @@ class Detector(ABC):
         out._transfer(reference, ctx)
         return out
 
-    def _transfer(self, reference: ScanContext, ctx: ScanContext) -> None:
+    def _transfer(self, reference: ScanContext, ctx: ScanContext) -> None:  # noqa: B027 (optional hook)
         """Recompute per-row state for the rows of ``ctx`` (assign new attributes, never mutate fitted ones).
         Nothing to do for a detector whose ``_score`` reads only the encoded rows of ``ctx``."""
 
