@@ -7,13 +7,15 @@ tests that check detection quality on real data.
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = (ROOT / ".." / "shared" / "datasets").resolve()
+# POISONGUARD_DATASETS points elsewhere (a git worktree does not sit next to ../shared)
+SHARED = Path(os.environ.get("POISONGUARD_DATASETS") or (ROOT / ".." / "shared" / "datasets")).resolve()
 
 ADULT_COLUMNS = [
     "age",
