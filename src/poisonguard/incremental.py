@@ -49,6 +49,9 @@ class Reference:
     fpr: float
     seed: int
     seconds: float
+    # the trusted rows' fused scores and flags without fusion's adaptive levels: the batch test's yardstick
+    plain_scores: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+    plain_flag_rate: float = 0.0
 
 
 def fit_reference(
@@ -73,8 +76,28 @@ def fit_reference(
         ds = load_dataset(
             trusted, label=label, source=source, id=id, exclude=exclude, types=dict(types or {}), name=name
         )
-    result, ctx, dets = _scan_dataset(ds, seed=seed, fpr=fpr, detectors=detectors, progress=progress)
-    return Reference(ds, ctx, dets, result, fpr, int(seed), round(time.perf_counter() - t0, 3))
+    result, ctx, dets, P = _scan_dataset(ds, seed=seed, fpr=fpr, detectors=detectors, progress=progress)
+    plain = _plain(P, dets, fpr)
+    return Reference(
+        ds,
+        ctx,
+        dets,
+        result,
+        fpr,
+        int(seed),
+        round(time.perf_counter() - t0, 3),
+        plain.score,
+        float(plain.flagged.mean()),
+    )
+
+
+def _plain(P: np.ndarray, dets: list[Detector], fpr: float) -> Any:
+    """Fusion at the fixed levels. A batch full of poison earns its detectors larger levels (see ``fusion``),
+    which raises every score in the batch, clean rows included; comparing batch and trusted rows needs one
+    scale for both."""
+    weights = np.array([d.weight for d in dets])
+    gated = np.array([d.gated for d in dets])
+    return fuse(P, weights, gated, fpr, adapt=False)
 
 
 @dataclass(frozen=True)
@@ -218,19 +241,20 @@ def batch_test(new_scores: np.ndarray, new_flagged: int, trusted_scores: np.ndar
     }
 
 
-def _by_source(rows: pd.DataFrame, trusted_scores: np.ndarray, fpr: float) -> pd.DataFrame:
-    """Each source against the rest of the batch (as in a full scan) and against the trusted rows."""
+def _by_source(
+    rows: pd.DataFrame, plain: Any, trusted_scores: np.ndarray, trusted_rate: float, fpr: float
+) -> pd.DataFrame:
+    """Each source against the rest of the batch (as in a full scan) and, by the batch test, against the trusted
+    rows (on the fixed-level scale, ``plain``): a vendor whose rows are more suspicious than trusted data."""
     g = _breakdown(rows, "source", fpr)
     src = rows["source"].astype(str).to_numpy()
-    auc, pv = [], []
-    for s in g["source"]:
-        scores = rows["score"].to_numpy()[src == s]
-        res = mannwhitneyu(scores, trusted_scores, alternative="greater")
-        auc.append(float(res.statistic) / (len(scores) * len(trusted_scores)))
-        pv.append(float(res.pvalue))
-    g["auc_vs_trusted"] = auc
-    g["p_worse_than_trusted"] = pv
-    g["worse_than_trusted"] = (np.asarray(pv) * len(g) < BATCH_ALPHA) & (np.asarray(auc) > 0.55)
+    tests = [
+        batch_test(plain.score[src == s], int(plain.flagged[src == s].sum()), trusted_scores, trusted_rate)
+        for s in g["source"]
+    ]
+    g["auc_vs_trusted"] = [t["auc"] for t in tests]
+    g["p_worse_than_trusted"] = [t["pvalue"] for t in tests]
+    g["worse_than_trusted"] = g["p_worse_than_trusted"] * len(g) < BATCH_ALPHA
     return g
 
 
@@ -329,12 +353,11 @@ def scan_incremental(
     for k in names:
         out[f"{k}_score"] = outputs[k].scores if n else np.empty(0)
 
-    trusted = ref.result.rows
-    trusted_scores = trusted["score"].to_numpy()
-    batch = batch_test(
-        out["score"].to_numpy(), int(out["flagged"].sum()), trusted_scores, float(trusted["flagged"].mean())
+    plain = _plain(P, ref.detectors, fpr)
+    batch = batch_test(plain.score, int(plain.flagged.sum()), ref.plain_scores, ref.plain_flag_rate)
+    by_source = (
+        _by_source(out, plain, ref.plain_scores, ref.plain_flag_rate, fpr) if ds.source is not None and n else None
     )
-    by_source = _by_source(out, trusted_scores, fpr) if ds.source is not None and n else None
     if batch["significant"] and batch["p_flags"] * 2 < BATCH_ALPHA and batch["excess_flagged_fraction"] >= 0.001:
         level = "poisoned"
     elif batch["significant"] or (by_source is not None and bool(by_source["worse_than_trusted"].any())):

@@ -300,7 +300,7 @@ class Ledger:
         """The version's row fingerprints, in row order."""
         v = self.show(version)
         q = sa.select(rows_table.c.fingerprint).where(rows_table.c.version_id == v.id).order_by(rows_table.c.row)
-        return np.array([r[0] for r in self._read(q)], dtype=np.int64)
+        return np.array([r["fingerprint"] for r in self._read(q)], dtype=np.int64)
 
     def load(self, version: str | int) -> tuple[Version, pd.DataFrame]:
         """The version's table, read from its file after checking that the file still holds that version."""

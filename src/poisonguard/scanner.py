@@ -101,8 +101,9 @@ def _scan_dataset(
     fpr: float = 0.01,
     detectors: Sequence[str] | Mapping[str, dict[str, Any]] | None = None,
     progress: Progress | None = None,
-) -> tuple[ScanResult, ScanContext, list[Detector]]:
-    """``scan_dataset`` that also returns the context and the fitted detectors (an incremental scan's reference)."""
+) -> tuple[ScanResult, ScanContext, list[Detector], np.ndarray]:
+    """``scan_dataset`` that also returns the context, the fitted detectors (in the order of the result's
+    columns) and the rows x detectors p-values: what an incremental scan keeps as its reference."""
     _check_params(fpr, seed)
     progress = progress or Progress()
     dets = _detectors(detectors)
@@ -215,7 +216,7 @@ def _scan_dataset(
         data=ds,
         triggers=list(ctx.cache.get("triggers", [])),
     )
-    return result, ctx, dets
+    return result, ctx, [dets_by_name[n] for n in names], P
 
 
 def _breakdown(rows: pd.DataFrame, key: str, fpr: float, *, compare: bool = True) -> pd.DataFrame:
