@@ -206,8 +206,22 @@ def _new_context(ref: Reference, frame: pd.DataFrame, rows: np.ndarray, name: st
             metric.append(enc.metric(chunk))
             advance(len(part))
     ctx.tree_X = np.vstack(tree)
+    _mark_unseen(ctx.tree_X, sub, enc)
     ctx.metric_X = np.ascontiguousarray(np.vstack(metric), dtype=np.float32)
     return ctx
+
+
+def _mark_unseen(tree: np.ndarray, frame: pd.DataFrame, enc: Any) -> None:
+    """Categories the trusted data never held get code -1 in the tree view instead of NaN: a missing cell is
+    ordinary, a value nobody trusted is not. (Boosting reads negative codes as missing, as before; the isolation
+    forest sees a code outside every trusted one.)"""
+    for col, kind in enc.columns.items():
+        if kind != "categorical":
+            continue
+        j = enc.tree_names.index(col)
+        text = frame[col].astype("string").str.strip().fillna("")
+        unseen = np.isnan(tree[:, j]) & text.ne("").to_numpy(dtype=bool)
+        tree[unseen, j] = -1.0
 
 
 def batch_test(new_scores: np.ndarray, new_flagged: int, trusted_scores: np.ndarray, trusted_rate: float) -> dict:
