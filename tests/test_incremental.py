@@ -112,3 +112,9 @@ def test_a_class_the_trusted_data_never_had_is_an_input_error(
     new.loc[7, "label"] = "cancel"
     with pytest.raises(InputError, match=r"label column 'label' holds 1 values the trusted data never has .*row 7"):
         scan_incremental(new, baseline=ref, label="label")
+
+
+def test_a_snapshot_with_nothing_new_scores_nothing(ref: Reference, tables: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    res = scan_incremental(tables[0].iloc[::-1], baseline=ref, label="label")
+    assert res.summary["scored"] == 0 and len(res.rows) == 0
+    assert res.verdict == "clean" and res.summary["batch"]["pvalue"] == 1.0

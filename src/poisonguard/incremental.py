@@ -198,7 +198,9 @@ def _new_context(ref: Reference, frame: pd.DataFrame, rows: np.ndarray, name: st
     ctx = ScanContext(data=new, seed=ref.seed, progress=progress, encoder=ref.context.encoder)
     enc = ref.context.encoder
     assert enc is not None
-    tree, metric = [], []
+    # nothing new: empty views of the trusted widths
+    tree = [np.empty((0, ref.context.tree_X.shape[1]), np.float32)]
+    metric = [np.empty((0, ref.context.metric_X.shape[1]), np.float32)]
     with progress.task("encoding new rows", total=len(sub)) as advance:
         for part in ctx.chunks(CHUNK):
             chunk = sub.iloc[part]
