@@ -6,10 +6,12 @@ data), then transferred to the rows that the trusted snapshot does not hold: add
 changed rows (``Detector.transfer``). Unchanged rows are not scored again. A dirty-label backdoor, invisible to
 a model that learns its trigger from the poisoned rows, reads as a plain label error to a model that never saw it.
 
-The trusted rows' own out-of-fold scores are the calibration: when the new rows are clean they are scored like
-trusted rows, so the batch as a whole is tested against them (a one-sided Mann-Whitney test on the fused
-score, and a binomial test of the flagged count against the trusted flagged rate, Bonferroni over the two),
-and each source in the batch is tested the same way.
+The trusted rows' own out-of-fold p-values are the calibration: each new row's p-value per detector is re-read
+as the share of trusted rows at least as suspicious (a conformal p-value), so clean new rows are judged exactly
+like trusted ones whatever a detector's null gets wrong. Fusion then flags rows as in a full scan. The batch as
+a whole is tested against the trusted rows (a one-sided Mann-Whitney test on the fused score at fixed levels,
+and a binomial test of the flagged count against the trusted flagged rate, Bonferroni over the two), and each
+source in the batch is tested the same way.
 """
 
 from __future__ import annotations
@@ -27,14 +29,14 @@ from scipy.stats import binom, mannwhitneyu
 from . import __version__
 from .context import CHUNK, Progress, ScanContext
 from .detectors import Detector, DetectorOutput
-from .diff import Diff, diff
+from .diff import Diff, diff, row_fingerprints
 from .errors import DetectorError, InputError, PoisonguardError
 from .fusion import fuse, top_reasons
 from .io import Dataset, load_dataset, read_table
 from .result import ScanResult, _json_default
 from .scanner import _breakdown, _check_params, _scan_dataset
 
-BATCH_ALPHA = 0.01
+BATCH_ALPHA = 1e-3  # as the full scan's verdict
 
 
 @dataclass
@@ -50,8 +52,10 @@ class Reference:
     seed: int
     seconds: float
     # the trusted rows' fused scores and flags without fusion's adaptive levels: the batch test's yardstick
-    plain_scores: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
-    plain_flag_rate: float = 0.0
+    # the trusted rows' out-of-fold p-values (rows x detectors): the calibration set for new rows
+    pvalues: np.ndarray = field(repr=False, default_factory=lambda: np.empty((0, 0)))
+    # trusted rows whose content (every column) occurs more than once in the trusted data
+    twins: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=bool))
 
 
 def fit_reference(
@@ -77,18 +81,32 @@ def fit_reference(
             trusted, label=label, source=source, id=id, exclude=exclude, types=dict(types or {}), name=name
         )
     result, ctx, dets, P = _scan_dataset(ds, seed=seed, fpr=fpr, detectors=detectors, progress=progress)
-    plain = _plain(P, dets, fpr)
-    return Reference(
-        ds,
-        ctx,
-        dets,
-        result,
-        fpr,
-        int(seed),
-        round(time.perf_counter() - t0, 3),
-        plain.score,
-        float(plain.flagged.mean()),
-    )
+    twins = pd.Series(row_fingerprints(ds.frame)).duplicated(keep=False).to_numpy()
+    seconds = round(time.perf_counter() - t0, 3)
+    return Reference(ds, ctx, dets, result, fpr, int(seed), seconds, P, twins)
+
+
+def conformal(P: np.ndarray, calibration: np.ndarray) -> np.ndarray:
+    """Each detector's p-values re-read against the trusted rows' out-of-fold p-values: the share of trusted
+    rows at least as suspicious (``(k + 1) / (n + 1)``, linearly interpolated between trusted values so that
+    order is kept, also below the most suspicious trusted row).
+
+    A detector's own null is fitted to out-of-fold statistics; a transferred model's statistics follow them
+    closely but not exactly, and in a batch of 10,000 rows a slight shift earns a detector a larger level in
+    fusion and flags clean rows. Against the trusted rows' own p-values, clean new rows are exchangeable with
+    them, so these conformal p-values are valid whatever the detector's null gets wrong (Bates et al., "Testing
+    for outliers with conformal p-values", Ann. Statist. 2023; Benjamini-Hochberg on them controls the FDR).
+    """
+    out = np.empty_like(P, dtype=np.float64)
+    n = len(calibration)
+    for j in range(P.shape[1]):
+        values, counts = np.unique(calibration[:, j], return_counts=True)
+        below = np.cumsum(counts)  # trusted rows at or below each distinct value
+        xp, fp = np.concatenate([[0.0], values]), np.concatenate([[0.0], below + 1.0])
+        if values[-1] < 1.0:
+            xp, fp = np.append(xp, 1.0), np.append(fp, n + 1.0)
+        out[:, j] = np.interp(P[:, j], xp, fp) / (n + 1)
+    return np.clip(out, 0.0, 1.0)
 
 
 def _plain(P: np.ndarray, dets: list[Detector], fpr: float) -> Any:
@@ -331,6 +349,7 @@ def scan_incremental(
     ctx = _new_context(ref, frame, rows, name, progress)
 
     outputs: dict[str, DetectorOutput] = {}
+    recalibrated: dict[str, np.ndarray] = {}
     info: dict[str, dict[str, Any]] = {}
     if len(rows):
         for det in ref.detectors:
@@ -338,6 +357,9 @@ def scan_incremental(
             try:
                 moved = det.transfer(ref.context, ctx)
                 outputs[det.name] = DetectorOutput.concat([moved.score(ctx, part) for part in ctx.chunks()])
+                if moved.refits_on_transfer:  # its calibration must come from the same model
+                    parts = [moved.score(ref.context, part).pvalues for part in ref.context.chunks()]
+                    recalibrated[det.name] = np.concatenate(parts)
             except PoisonguardError:
                 raise
             except Exception as exc:  # a broken detector must never read as a clean batch
@@ -347,7 +369,16 @@ def scan_incremental(
     weights = np.array([det.weight for det in ref.detectors])
     gated = np.array([det.gated for det in ref.detectors])
     n = len(rows)
-    P = np.column_stack([outputs[k].pvalues for k in names]) if n else np.ones((0, len(names)))
+    raw = np.column_stack([outputs[k].pvalues for k in names]) if n else np.ones((0, len(names)))
+    # Matched by content, a new row that equals a trusted row is not scored, so the scored rows lack the
+    # commonest records; the calibration leaves out the trusted rows' own repeated records to match.
+    keep = ~ref.twins if id_col is None else np.ones(ds.n_rows, dtype=bool)
+    calibration = ref.pvalues.copy()
+    for j, k in enumerate(names):
+        if k in recalibrated:
+            calibration[:, j] = recalibrated[k]
+    calibration = calibration[keep]
+    P = conformal(raw, calibration)
     R = np.column_stack([outputs[k].reasons for k in names]) if n else np.empty((0, len(names)), dtype=object)
     fused = fuse(P, weights, gated, fpr)
     reasons = top_reasons(R, P, fused.order) if n else np.empty(0, dtype=object)
@@ -370,10 +401,10 @@ def scan_incremental(
         out[f"{k}_score"] = outputs[k].scores if n else np.empty(0)
 
     plain = _plain(P, ref.detectors, fpr)
-    batch = batch_test(plain.score, int(plain.flagged.sum()), ref.plain_scores, ref.plain_flag_rate)
-    by_source = (
-        _by_source(out, plain, ref.plain_scores, ref.plain_flag_rate, fpr) if ds.source is not None and n else None
-    )
+    trusted = _plain(conformal(calibration, calibration), ref.detectors, fpr)
+    yardstick, rate = trusted.score, float(trusted.flagged.mean())
+    batch = batch_test(plain.score, int(plain.flagged.sum()), yardstick, rate)
+    by_source = _by_source(out, plain, yardstick, rate, fpr) if ds.source is not None and n else None
     if batch["significant"] and batch["p_flags"] * 2 < BATCH_ALPHA and batch["excess_flagged_fraction"] >= 0.001:
         level = "poisoned"
     elif batch["significant"] or (by_source is not None and bool(by_source["worse_than_trusted"].any())):

@@ -59,6 +59,9 @@ class Detector(ABC):
     weight: ClassVar[float] = 1.0
     # gated detectors only speak when they would flag on their own (see fusion)
     gated: ClassVar[bool] = True
+    # a transferred copy refits its model on the new rows too: an incremental scan then calibrates it with the
+    # trusted rows scored by that copy instead of their out-of-fold p-values
+    refits_on_transfer: ClassVar[bool] = False
     # parameter -> (check, message) checked at fit time
     constraints: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {}
 

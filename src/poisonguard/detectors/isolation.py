@@ -25,6 +25,7 @@ from .base import Detector, DetectorOutput, explain, positive_int, register
 @register("isolation")
 class IsolationDetector(Detector):
     description = "the row is unusual compared with all rows (isolation forest)"
+    refits_on_transfer = True
     constraints: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {
         "n_estimators": (positive_int, "a positive integer")
     }
