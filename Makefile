@@ -4,6 +4,7 @@
 #   make lint         ruff only
 #   make bench-scale  run the scaling benchmark
 #   make bench-detection  the detection benchmark, quick mode (installs the optional comparators)
+#   make bench-incremental  incremental against full scans on adult and bank_marketing (70% trusted, 30% new)
 #   make clean        remove caches, build files and the demo output
 #   make distclean    clean, and remove the virtual environment too
 
@@ -15,7 +16,7 @@ BIN := $(VENV)/bin
 # busy with other work; a short spin keeps the speed of an idle machine. A value set by the caller wins.
 export GOMP_SPINCOUNT ?= 10000
 
-.PHONY: demo test lint bench-scale bench-detection clean distclean install install-dev
+.PHONY: demo test lint bench-scale bench-detection bench-incremental clean distclean install install-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +49,9 @@ bench-scale: $(VENV)/.installed
 bench-detection: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/detection/run.py --quick
+
+bench-incremental: $(VENV)/.installed
+	$(BIN)/python benchmarks/incremental/run.py
 
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache .hypothesis demo_out scan_out

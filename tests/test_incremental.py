@@ -118,3 +118,23 @@ def test_a_snapshot_with_nothing_new_scores_nothing(ref: Reference, tables: tupl
     res = scan_incremental(tables[0].iloc[::-1], baseline=ref, label="label")
     assert res.summary["scored"] == 0 and len(res.rows) == 0
     assert res.verdict == "clean" and res.summary["batch"]["pvalue"] == 1.0
+
+
+def test_conformal_p_values_are_shares_of_trusted_rows() -> None:
+    from poisonguard.incremental import conformal
+
+    cal = np.array([[0.01], [0.2], [0.2], [0.5], [1.0]])
+    p = conformal(np.array([[0.01], [0.2], [0.35], [0.005], [1.0]]), cal)[:, 0]
+    assert np.allclose(p[:2], [2 / 6, 4 / 6])  # (trusted rows at or below + 1) / (n + 1)
+    assert 4 / 6 < p[2] < 5 / 6 and 0 < p[3] < p[0] and p[4] == 1.0  # interpolated, order kept
+    uniform = np.random.default_rng(0).uniform(size=(2000, 1)) ** 3  # a miscalibrated null
+    fresh = np.random.default_rng(1).uniform(size=(2000, 1)) ** 3
+    assert abs((conformal(fresh, uniform) <= 0.05).mean() - 0.05) < 0.015
+
+
+def test_transfer_needs_a_fitted_detector(ref: Reference) -> None:
+    from poisonguard.detectors import get_detector
+    from poisonguard.errors import NotFittedError
+
+    with pytest.raises(NotFittedError, match="before transfer"):
+        get_detector("class_outlier").transfer(ref.context, ref.context)

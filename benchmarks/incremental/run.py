@@ -11,6 +11,7 @@ time is wall time. The incremental batch test's p-value says whether the batch a
 than the trusted rows (it should be small for poisoned batches and not for clean ones).
 
 Raw records go to ``benchmarks/results/incremental.jsonl``, the summary to ``benchmarks/results/incremental.md``.
+The data sets are read from ``../shared/datasets`` (or ``$POISONGUARD_DATASETS``, for a git worktree).
 """
 
 from __future__ import annotations
