@@ -95,9 +95,8 @@ def test_a_crash_mid_write_leaves_the_previous_state(url: str, table: Path, monk
         assert led.add(table, label="label").ref == "batch@2"  # the number was not burnt
 
 
-def test_a_killed_writer_leaves_the_previous_state(tmp_path: Path, table: Path) -> None:
+def test_a_killed_writer_leaves_the_previous_state(url: str, table: Path) -> None:
     """A separate process is killed (SIGKILL, no cleanup) while its transaction holds the fingerprints."""
-    url = f"sqlite:///{tmp_path / 'killed.db'}"
     Ledger(url).add(table, label="label")
     script = textwrap.dedent(
         f"""
