@@ -27,6 +27,9 @@ def test_fingerprints_ignore_formatting_and_column_order(old: pd.DataFrame) -> N
     ints = pd.DataFrame({"a": [1, 2, None], "b": ["x", " y", None]})
     floats = pd.DataFrame({"b": ["x", "y", ""], "a": [1.0, 2.0, np.nan]})
     assert np.array_equal(row_fingerprints(ints), row_fingerprints(floats))
+    big = pd.DataFrame({"id": np.array([2**53, 2**53 + 1, 2**62 + 7], dtype=np.int64)})
+    assert len(np.unique(row_fingerprints(big))) == 3  # 64-bit ids stay distinct
+    assert np.array_equal(row_fingerprints(big), row_fingerprints(big.astype(str)))
     changed = old.copy()
     changed.loc[7, "f3"] += 1e-9
     fo, fc = row_fingerprints(old), row_fingerprints(changed)

@@ -28,13 +28,18 @@ _MISSING = np.uint64(0x9E3779B97F4A7C15)
 def _column_hashes(s: pd.Series) -> np.ndarray:
     """One uint64 per cell of a normalised column (see the module docstring)."""
     if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
-        num = s.astype("float64").to_numpy(na_value=np.nan)
-        text = None
+        parsed, text = s, None
     else:
         text = s.astype("string").str.strip()
-        num = pd.to_numeric(text, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+        parsed = pd.to_numeric(text, errors="coerce")
+    num = parsed.astype("float64").to_numpy(na_value=np.nan)
     missing = np.isnan(num)
     h = pd.util.hash_array(np.where(missing, 0.0, num + 0.0))  # + 0.0 folds -0.0 into 0.0
+    if pd.api.types.is_integer_dtype(parsed.dtype):
+        # integers beyond 2**53 (64-bit ids) are not exact as floats: hash their digits instead
+        big = ~missing & (np.abs(num) >= 2.0**53)
+        if big.any():
+            h[big] = pd.util.hash_array(parsed[big].astype("string").to_numpy(dtype=object))
     if text is not None:
         blank = text.isna() | text.eq("")
         h_text = pd.util.hash_array(text.fillna("").to_numpy(dtype=object))
