@@ -51,7 +51,6 @@ class Reference:
     fpr: float
     seed: int
     seconds: float
-    # the trusted rows' fused scores and flags without fusion's adaptive levels: the batch test's yardstick
     # the trusted rows' out-of-fold p-values (rows x detectors): the calibration set for new rows
     pvalues: np.ndarray = field(repr=False, default_factory=lambda: np.empty((0, 0)))
     # trusted rows whose content (every column) occurs more than once in the trusted data
@@ -100,10 +99,11 @@ def conformal(P: np.ndarray, calibration: np.ndarray) -> np.ndarray:
     out = np.empty_like(P, dtype=np.float64)
     n = len(calibration)
     for j in range(P.shape[1]):
-        values, counts = np.unique(calibration[:, j], return_counts=True)
-        below = np.cumsum(counts)  # trusted rows at or below each distinct value
-        xp, fp = np.concatenate([[0.0], values]), np.concatenate([[0.0], below + 1.0])
-        if values[-1] < 1.0:
+        xp, counts = np.unique(calibration[:, j], return_counts=True)
+        fp = np.cumsum(counts) + 1.0  # trusted rows at or below each distinct value, plus one
+        if xp[0] > 0.0:
+            xp, fp = np.insert(xp, 0, 0.0), np.insert(fp, 0, 0.0)
+        if xp[-1] < 1.0:
             xp, fp = np.append(xp, 1.0), np.append(fp, n + 1.0)
         out[:, j] = np.interp(P[:, j], xp, fp) / (n + 1)
     return np.clip(out, 0.0, 1.0)
@@ -373,6 +373,8 @@ def scan_incremental(
     # Matched by content, a new row that equals a trusted row is not scored, so the scored rows lack the
     # commonest records; the calibration leaves out the trusted rows' own repeated records to match.
     keep = ~ref.twins if id_col is None else np.ones(ds.n_rows, dtype=bool)
+    if keep.sum() < 0.5 * ds.n_rows:  # mostly repeated records: the whole trusted set is the better yardstick
+        keep[:] = True
     calibration = ref.pvalues.copy()
     for j, k in enumerate(names):
         if k in recalibrated:
