@@ -762,10 +762,11 @@ def ledger_add(
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
     """Record a new (untrusted) version of a dataset: content hash, row fingerprints, metadata, checks."""
+    from ._progress import RichProgress
     from .ledger import Ledger
 
     ctx.meta[_DEBUG_KEY] = debug
-    with Ledger(db) as led:
+    with Ledger(db) as led, RichProgress(quiet=not scan) as progress:
         v = led.add(
             data,
             label=label,
@@ -775,6 +776,7 @@ def ledger_add(
             metadata=_parse_meta(meta or []),
             contract=contract,
             scan=scan,
+            progress=progress,
         )
     _print_version(Console(highlight=False), v, full=True)
 

@@ -185,11 +185,13 @@ class Ledger:
         contract: Any = None,
         scan: bool = False,
         seed: int = 0,
+        progress: Any = None,
     ) -> Version:
         """Record a new version of the data set ``name`` (default: the file's stem) from the file at ``path``.
 
         ``contract`` (a ``Contract`` or a YAML path) is checked and its result stored; ``scan=True`` runs
-        ``poisonguard.scan`` and stores its summary. The version starts untrusted.
+        ``poisonguard.scan`` and stores its summary (``progress``: a ``poisonguard.context.Progress`` for it).
+        The version starts untrusted.
         """
         p = Path(path)
         frame = read_table(p)
@@ -205,7 +207,7 @@ class Ledger:
         if scan:
             from .scanner import scan_dataset
 
-            s = scan_dataset(ds, seed=seed).summary
+            s = scan_dataset(ds, seed=seed, progress=progress).summary
             keep = ("verdict", "evidence", "rows", "flagged", "flagged_fraction", "estimated_poisoned_fraction", "fpr")
             scan_summary = json.loads(json.dumps({k: s[k] for k in keep}, default=str))
         sources = None
