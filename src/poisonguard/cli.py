@@ -727,7 +727,9 @@ def _print_version(console: Console, v: Any, *, full: bool = False) -> None:
         f"  recorded {v.created_at:%Y-%m-%d %H:%M:%S}"
         + (f", trusted {v.trusted_at:%Y-%m-%d %H:%M:%S}" if v.trusted_at else "")
     )
-    console.print(f"  label '{escape(v.label)}', id {escape(v.id_column or '-')}, source {escape(v.source_column or '-')}")
+    console.print(
+        f"  label '{escape(v.label)}', id {escape(v.id_column or '-')}, source {escape(v.source_column or '-')}"
+    )
     if v.sources:
         console.print("  sources: " + ", ".join(f"{escape(k)} ({n:,})" for k, n in v.sources.items()))
     if v.metadata:
