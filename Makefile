@@ -5,6 +5,7 @@
 #   make bench-scale  run the scaling benchmark
 #   make bench-detection  the detection benchmark, quick mode (installs the optional comparators)
 #   make bench-service    the monitoring service's ingest benchmark (uvicorn + SQLite, batches of 100 and 1,000)
+#   make bench-incremental  incremental against full scans on adult and bank_marketing (70% trusted, 30% new)
 #   make clean        remove caches, build files and the demo output
 #   make distclean    clean, and remove the virtual environment too
 
@@ -16,7 +17,7 @@ BIN := $(VENV)/bin
 # busy with other work; a short spin keeps the speed of an idle machine. A value set by the caller wins.
 export GOMP_SPINCOUNT ?= 10000
 
-.PHONY: demo test lint bench-scale bench-detection bench-service clean distclean install install-dev
+.PHONY: demo test lint bench-scale bench-detection bench-service bench-incremental clean distclean install install-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +53,8 @@ bench-detection: $(VENV)/.installed
 
 bench-service: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/service/run.py
+bench-incremental: $(VENV)/.installed
+	$(BIN)/python benchmarks/incremental/run.py
 
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache .hypothesis demo_out scan_out

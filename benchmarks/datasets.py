@@ -7,6 +7,7 @@ tests that check detection quality on real data.
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _shared() -> Path:
-    """``../shared/datasets`` next to the checkout; from a git worktree nested deeper, the nearest one above it."""
+    """$POISONGUARD_DATASETS, else ``../shared/datasets`` next to the checkout; from a git worktree nested deeper,
+    the nearest one above it."""
+    if os.environ.get("POISONGUARD_DATASETS"):
+        return Path(os.environ["POISONGUARD_DATASETS"]).resolve()
     for parent in ROOT.parents:
         if (parent / "shared" / "datasets").is_dir():
             return (parent / "shared" / "datasets").resolve()

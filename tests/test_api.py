@@ -170,18 +170,31 @@ def test_another_seed_still_runs(vendored) -> None:
 def test_public_names() -> None:
     assert sorted(poisonguard.__all__) == [
         "ConfigError",
+        "Contract",
         "Dataset",
         "DetectorError",
+        "Diff",
         "EvaluationResult",
+        "IncrementalResult",
         "InputError",
+        "Ledger",
+        "LedgerError",
         "NotFittedError",
         "PoisonguardError",
+        "Reference",
         "ScanResult",
         "Trigger",
+        "Version",
         "__version__",
+        "check_contract",
+        "diff",
         "evaluate",
+        "fit_reference",
+        "infer_contract",
         "load_dataset",
+        "row_fingerprints",
         "scan",
+        "scan_incremental",
     ]
     for name in poisonguard.__all__:
         assert hasattr(poisonguard, name), name

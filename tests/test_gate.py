@@ -274,3 +274,18 @@ def test_gate_reads_evaluate_regressions_directly(invoke, tmp_path: Path) -> Non
     policy = write(tmp_path, "p.yaml", "evaluation:\n  max_slice_drop: 0.05\n")
     res = invoke("gate", "--policy", policy, "--evaluation", tmp_path / "ev.json")
     assert res.exit_code == 1 and "evaluation.max_slice_drop" in res.output
+
+
+def test_required_contracts_are_checked_on_the_data(invoke, clean_csv: Path, tmp_path: Path) -> None:
+    res = invoke("contract", "infer", clean_csv, "--label", "label", "--out", tmp_path / "contract.yaml")
+    assert res.exit_code == 0, res.output
+    policy = write(tmp_path, "poisonguard.yaml", "contracts: [contract.yaml]\n")  # relative to the policy file
+    assert invoke("gate", "--policy", policy, "--data", clean_csv).exit_code == 0
+    broken = pd.read_csv(clean_csv)
+    broken.loc[:9, "region"] = "atlantis"  # a category the contract does not allow
+    broken.to_csv(tmp_path / "broken.csv", index=False)
+    res = invoke("gate", "--policy", policy, "--data", tmp_path / "broken.csv", "--junit", tmp_path / "j.xml")
+    assert res.exit_code == 1, res.output
+    assert "contracts.contract.yaml" in res.output and "region" in res.output
+    res = invoke("gate", "--policy", policy)
+    assert res.exit_code == 1 and "no data file was given" in res.output

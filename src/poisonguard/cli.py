@@ -401,6 +401,14 @@ def scan(
     ] = None,
     junit: Annotated[Path | None, typer.Option(help="With --policy: write the gate's JUnit XML here.")] = None,
     sarif: Annotated[Path | None, typer.Option(help="With --policy: write the gate's SARIF here.")] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            help="Trusted data to judge DATA against: a file, or ledger:NAME@VERSION (ledger:NAME = its latest "
+            "trusted version). Only rows the baseline lacks are scored, by models fitted on the baseline."
+        ),
+    ] = None,
+    db: Annotated[str | None, typer.Option(help="Ledger database URL for a ledger: baseline.")] = None,
 ) -> None:
     """Scan a labelled table for poisoned rows and print a summary.
 
@@ -415,6 +423,33 @@ def scan(
         from .policy import load_policy
 
         loaded = load_policy(policy)  # a bad policy fails before the scan runs
+    if baseline is not None and canaries:
+        raise ConfigError("--canaries does not apply to a scan with --baseline; leave one of them out.")
+    if baseline is not None and (html or policy or embeddings or representation):
+        raise ConfigError(
+            "--html, --policy, --embeddings and --representation are not available with --baseline yet; scan the "
+            "whole data for those."
+        )
+    if baseline is not None:
+        verdict = run_incremental_scan(
+            data,
+            baseline=baseline,
+            db=db,
+            label=label,
+            console=Console(highlight=False),
+            source=source,
+            id=id,
+            exclude=tuple(exclude or ()),
+            types=_parse_types(type_ or []),
+            out=out,
+            force=force,
+            fpr=fpr,
+            seed=seed,
+            quiet=quiet,
+            top=top,
+            debug=debug,
+        )
+        raise typer.Exit(_exit_code(verdict, fail_on))
     result = run_scan(
         data,
         label=label,
@@ -652,12 +687,10 @@ SARIF_MAX_ROWS = 200  # flagged rows listed in SARIF (code-scanning views choke 
 
 
 def _contract_checker() -> Any:
-    """The data-contract check for the gate, when this poisonguard has contracts."""
-    try:
-        from .contracts import gate_check
-    except ImportError:
-        return None
-    return gate_check
+    """The data-contract check for the gate."""
+    from .gate import check_contract_rule
+
+    return check_contract_rule
 
 
 def _finish_gate(
@@ -1250,6 +1283,427 @@ def _change(r: dict[str, Any]) -> str:
     if r.get("baseline") is None:
         return f"{_pct(r['new'])}"
     return f"{r['baseline']:.4f} -> {r['new']:.4f} (p {r['p_value']:.3g})"
+
+
+# ---------------------------------------------------------------------- contracts, ledger, diff, incremental
+
+contract_app = typer.Typer(help="Infer a data contract from trusted data, and check new data against it.")
+ledger_app = typer.Typer(help="The provenance ledger: record dataset versions, trust them, list and show them.")
+app.add_typer(contract_app, name="contract")
+app.add_typer(ledger_app, name="ledger")
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db", help="Ledger database URL (default: env POISONGUARD_DB, else sqlite:///poisonguard-ledger.db)."
+    ),
+]
+
+
+def _new_file(path: Path, what: str, *, force: bool, inputs: tuple[Path, ...] = ()) -> None:
+    """Outputs go to new files: refuse to overwrite an input, or an existing file without --force."""
+    for p in inputs:
+        if p.exists() and path.exists() and path.resolve() == p.resolve():
+            raise ConfigError(f"{what} {path}: is an input file; choose another path.")
+    if path.exists() and not force:
+        raise ConfigError(f"{what} {path}: exists; pass --force to overwrite it, or choose another path.")
+
+
+@contract_app.command("infer")
+def contract_infer(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Argument(help="Trusted data: CSV, TSV, Parquet or JSON Lines.", show_default=False)],
+    label: Annotated[str, typer.Option("--label", "-l", help="The label (class) column.", show_default=False)],
+    id: Annotated[str | None, typer.Option("--id", help="A row id column (its uniqueness becomes a rule).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the contract here (default: stdout).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Allow --out to overwrite an existing file.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Write the contract that DATA satisfies (YAML): types, nulls, ranges, categories, label set and balance."""
+    from .contracts import infer_contract
+
+    ctx.meta[_DEBUG_KEY] = debug
+    if out is not None:
+        _new_file(out, "--out", force=force, inputs=(data,))
+    contract = infer_contract(data, label=label, id=id, name=data.name)
+    if out is None:
+        sys.stdout.write(contract.to_yaml())
+    else:
+        contract.save(out)
+        print(f"Wrote the contract to {out}", file=sys.stderr)
+
+
+@contract_app.command("check")
+def contract_check(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Argument(help="Data to check.", show_default=False)],
+    contract: Annotated[Path, typer.Argument(help="The contract (YAML).", show_default=False)],
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the violations to this JSON file.")
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Check DATA against CONTRACT and list every violation. Exit 0 when it holds, 2 on violations."""
+    import json
+
+    from .contracts import check_contract
+
+    ctx.meta[_DEBUG_KEY] = debug
+    if json_out is not None:
+        _new_file(json_out, "--json", force=True, inputs=(data, contract))
+    result = check_contract(data, contract, name=str(data))
+    console = Console(highlight=False)
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    if result.ok:
+        console.print(
+            f"[green]ok[/]: {escape(str(data))} ({result.rows:,} rows) holds the contract {escape(str(contract))}"
+        )
+        return
+    table = Table(title=f"{len(result.violations)} contract violations in {escape(str(data))}", title_justify="left")
+    for name, justify in (("rule", "left"), ("column", "left"), ("count", "right"), ("example rows", "left")):
+        table.add_column(name, justify=justify, no_wrap=True)
+    table.add_column("message", overflow="fold")
+    for v in result.violations:
+        table.add_row(
+            v.rule, escape(str(v.column or "")), f"{v.count:,}", ", ".join(map(str, v.examples)), escape(v.message)
+        )
+    console.print(table)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _parse_meta(specs: list[str]) -> dict[str, str]:
+    meta: dict[str, str] = {}
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--meta expects KEY=VALUE (for example --meta vendor=acme); got {spec!r}.")
+        meta[key.strip()] = value.strip()
+    return meta
+
+
+def _print_version(console: Console, v: Any, *, full: bool = False) -> None:
+    trusted = "[green]trusted[/]" if v.trusted else "untrusted"
+    console.print(
+        f"[bold]{escape(v.ref)}[/] (id {v.id}): {v.rows:,} rows, {trusted}, {escape(v.content_hash[:23])}..., "
+        f"{escape(v.path)}",
+        highlight=False,
+    )
+    if not full:
+        return
+    console.print(
+        f"  recorded {v.created_at:%Y-%m-%d %H:%M:%S}"
+        + (f", trusted {v.trusted_at:%Y-%m-%d %H:%M:%S}" if v.trusted_at else "")
+    )
+    console.print(
+        f"  label '{escape(v.label)}', id {escape(v.id_column or '-')}, source {escape(v.source_column or '-')}"
+    )
+    if v.sources:
+        console.print("  sources: " + ", ".join(f"{escape(k)} ({n:,})" for k, n in v.sources.items()))
+    if v.metadata:
+        console.print("  metadata: " + ", ".join(f"{escape(str(k))}={escape(str(x))}" for k, x in v.metadata.items()))
+    if v.contract is not None:
+        c = v.contract
+        state = (
+            "holds"
+            if c["ok"]
+            else f"{len(c['violations'])} violations (" + ", ".join(sorted({x["rule"] for x in c["violations"]})) + ")"
+        )
+        console.print(f"  contract: {escape(state)}")
+    if v.scan is not None:
+        console.print(
+            f"  scan: {v.scan['verdict']}, {v.scan['flagged']:,} of {v.scan['rows']:,} rows flagged",
+            highlight=False,
+        )
+
+
+@ledger_app.command("add")
+def ledger_add(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Argument(help="The dataset version's file.", show_default=False)],
+    label: Annotated[str, typer.Option("--label", "-l", help="The label (class) column.", show_default=False)],
+    db: DbOption = None,
+    name: Annotated[str | None, typer.Option(help="Dataset name (default: the file name without suffix).")] = None,
+    source: Annotated[str | None, typer.Option(help="A column naming each row's source or batch.")] = None,
+    id: Annotated[str | None, typer.Option("--id", help="A row id column.")] = None,
+    meta: Annotated[list[str] | None, typer.Option("--meta", help="KEY=VALUE metadata (repeatable).")] = None,
+    contract: Annotated[Path | None, typer.Option(help="Check this contract and record the result.")] = None,
+    scan: Annotated[bool, typer.Option("--scan", help="Scan the version and record the summary.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Record a new (untrusted) version of a dataset: content hash, row fingerprints, metadata, checks."""
+    from ._progress import RichProgress
+    from .ledger import Ledger
+
+    ctx.meta[_DEBUG_KEY] = debug
+    with Ledger(db) as led, RichProgress(quiet=not scan) as progress:
+        v = led.add(
+            data,
+            label=label,
+            id=id,
+            source=source,
+            name=name,
+            metadata=_parse_meta(meta or []),
+            contract=contract,
+            scan=scan,
+            progress=progress,
+        )
+    _print_version(Console(highlight=False), v, full=True)
+
+
+@ledger_app.command("trust")
+def ledger_trust(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="NAME@NUMBER, an id, or NAME (its latest).", show_default=False)],
+    db: DbOption = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Mark a version trusted: later batches are diffed and scanned against it."""
+    from .ledger import Ledger
+
+    ctx.meta[_DEBUG_KEY] = debug
+    with Ledger(db) as led:
+        v = led.trust(version)
+    _print_version(Console(highlight=False), v)
+
+
+@ledger_app.command("list")
+def ledger_list(
+    ctx: typer.Context,
+    db: DbOption = None,
+    name: Annotated[str | None, typer.Option(help="Only this dataset's versions.")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """List the recorded versions."""
+    from .ledger import Ledger
+
+    ctx.meta[_DEBUG_KEY] = debug
+    with Ledger(db) as led:
+        versions = led.list(name)
+    console = Console(highlight=False)
+    if not versions:
+        console.print("no versions recorded yet; add one with `poisonguard ledger add DATA --label COL`")
+        return
+    table = Table(title_justify="left")
+    for col in ("version", "id", "rows", "trusted", "contract", "scan", "recorded", "file"):
+        table.add_column(col, justify="right" if col in {"id", "rows"} else "left", overflow="fold")
+    for v in versions:
+        contract = (
+            "-" if v.contract is None else ("ok" if v.contract["ok"] else f"{len(v.contract['violations'])} violations")
+        )
+        table.add_row(
+            escape(v.ref),
+            str(v.id),
+            f"{v.rows:,}",
+            "yes" if v.trusted else "no",
+            contract,
+            "-" if v.scan is None else str(v.scan["verdict"]),
+            f"{v.created_at:%Y-%m-%d %H:%M}",
+            escape(v.path),
+        )
+    console.print(table)
+
+
+@ledger_app.command("show")
+def ledger_show(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="NAME@NUMBER, an id, or NAME (its latest).", show_default=False)],
+    db: DbOption = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Show one version: file, hash, sources, metadata, contract result, scan summary."""
+    from .ledger import Ledger
+
+    ctx.meta[_DEBUG_KEY] = debug
+    with Ledger(db) as led:
+        v = led.show(version)
+    _print_version(Console(highlight=False), v, full=True)
+
+
+@app.command("diff")
+def diff_cmd(
+    ctx: typer.Context,
+    old: Annotated[Path, typer.Argument(help="The older (trusted) table.", show_default=False)],
+    new: Annotated[Path, typer.Argument(help="The newer table.", show_default=False)],
+    id: Annotated[str | None, typer.Option("--id", help="Row id column: pairs rows to find changed ones.")] = None,
+    label: Annotated[str | None, typer.Option("--label", "-l", help="Label column: list label changes.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write added/removed/changed/label_changes CSVs here.")
+    ] = None,
+    top: Annotated[int, typer.Option(min=0, help="How many label changes to list.")] = 20,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Rows added, removed and changed from OLD to NEW; label changes (the classic poisoning channel) listed."""
+    from .diff import diff
+    from .io import read_table
+
+    ctx.meta[_DEBUG_KEY] = debug
+    if out is not None:
+        if out.is_dir() and any(out.iterdir()):
+            raise ConfigError(f"--out {out}: the directory is not empty; choose a new directory for the diff.")
+        out.mkdir(parents=True, exist_ok=True)
+    a, b = read_table(old), read_table(new)
+    d = diff(a, b, id=id, label=label)
+    console = Console(highlight=False)
+    console.print(
+        f"{escape(str(old))} -> {escape(str(new))}: {len(d.added):,} added, {len(d.removed):,} removed, "
+        f"{len(d.changed):,} changed ({len(d.label_changes):,} label changes), {d.unchanged:,} unchanged"
+    )
+    for note in d.notes:
+        console.print(f"  - {escape(note)}")
+    if len(d.changed):
+        counts = d.changed["changed_columns"].explode().value_counts()
+        console.print("Changed columns: " + ", ".join(f"{escape(str(c))} ({n:,})" for c, n in counts.items()))
+    if len(d.label_changes) and top:
+        shown = d.label_changes.head(top)
+        table = Table(title=f"Label changes ({len(shown)} of {len(d.label_changes):,})", title_justify="left")
+        for col in ("id", "old_row", "new_row", "old_label", "new_label"):
+            table.add_column(col)
+        for rec in shown.itertuples(index=False):
+            table.add_row(*(escape(str(x)) for x in rec))
+        console.print(table)
+    if out is not None:
+        written = d.save(out, a, b)
+        console.print(f"Wrote {', '.join(p.name for p in written)} to {escape(str(out))}/")
+
+
+def _resolve_baseline(baseline: str, db: str | None, label: str) -> tuple[Any, str, dict[str, str | None]]:
+    """A baseline file path, or ledger:NAME[@N] (a trusted version): (data, description, id/source defaults)."""
+    if not baseline.startswith("ledger:"):
+        path = Path(baseline)
+        if not path.exists():
+            raise ConfigError(f"--baseline {baseline}: no such file; pass trusted data or ledger:NAME[@VERSION].")
+        return path, str(path), {}
+    from .ledger import Ledger
+
+    spec = baseline.removeprefix("ledger:")
+    with Ledger(db) as led:
+        if "@" in spec:
+            v = led.show(spec)
+            if not v.trusted:
+                raise ConfigError(
+                    f"--baseline {baseline}: version {v.ref} is not trusted; trust it first "
+                    f"(poisonguard ledger trust {v.ref}) or pass a trusted version."
+                )
+        else:
+            v = led.latest_trusted(spec)
+            if v is None:
+                raise ConfigError(
+                    f"--baseline {baseline}: dataset '{spec}' has no trusted version; see `poisonguard ledger list` "
+                    "and trust one with `poisonguard ledger trust NAME@N`."
+                )
+        if v.label != label:
+            raise ConfigError(f"--baseline {baseline}: {v.ref} was recorded with label '{v.label}', not '{label}'.")
+        _, frame = led.load(v.ref)
+    return frame, f"{v.ref} ({v.path})", {"id": v.id_column, "source": v.source_column}
+
+
+def run_incremental_scan(
+    data: Path,
+    *,
+    baseline: str,
+    db: str | None,
+    label: str,
+    console: Console,
+    source: str | None = None,
+    id: str | None = None,
+    exclude: tuple[str, ...] = (),
+    types: dict[str, str] | None = None,
+    out: Path | None = None,
+    force: bool = False,
+    fpr: float = 0.01,
+    seed: int = 0,
+    quiet: bool = False,
+    top: int = 10,
+    debug: bool = False,
+) -> str:
+    """``poisonguard scan DATA --baseline TRUSTED``: score the rows TRUSTED lacks; returns the verdict."""
+    from ._progress import RichProgress
+    from .incremental import fit_reference, scan_incremental
+    from .scanner import _check_params
+
+    _check_params(fpr, seed)
+    if out is not None:
+        _prepare_out(out, force=force, inputs=(data,))
+    trusted, described, defaults = _resolve_baseline(baseline, db, label)
+    id = id or defaults.get("id")
+    source = source or defaults.get("source")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with RichProgress(quiet=quiet) as progress:
+            ref = fit_reference(
+                trusted,
+                label=label,
+                source=source,
+                id=id,
+                exclude=exclude,
+                types=types,
+                seed=seed,
+                fpr=fpr,
+                progress=progress,
+                name=described,
+            )
+            result = scan_incremental(
+                data, baseline=ref, label=label, seed=seed, fpr=fpr, progress=progress, name=str(data)
+            )
+    _report_warnings(caught, debug=debug)
+    s = result.summary
+    b = s["batch"]
+    d = s["diff"]
+    colour = VERDICT_COLOURS.get(result.verdict, "white")
+    if quiet:
+        console.print(f"{result.verdict}: {s['flagged']:,} of {s['scored']:,} new rows flagged ({escape(str(data))})")
+    else:
+        console.print(
+            f"[bold]poisonguard {__version__}[/] incremental scan of [bold]{escape(str(data))}[/] against "
+            f"{escape(described)}: {s['rows']:,} rows, {d['added']:,} added, {d['changed']:,} changed "
+            f"({d['label_changes']:,} label changes), {d['unchanged']:,} unchanged; {s['scored']:,} rows scored"
+        )
+        console.print(f"\nVerdict: [bold {colour}]{result.verdict.upper()}[/]")
+        console.print(
+            f"Batch test: a new row is more suspicious than a trusted row with probability {b['auc']:.3f} "
+            f"(0.5 = alike); {b.get('flagged', 0):,} flagged at the fixed levels "
+            f"({_pct(b.get('flagged_fraction', 0.0))} vs {_pct(b.get('trusted_flagged_fraction', 0.0))} of the "
+            f"trusted rows); p = {b['pvalue']:.3g}" + (" [bold red](significant)[/]" if b["significant"] else "")
+        )
+        console.print(f"Flagged: {s['flagged']:,} of {s['scored']:,} scored rows at a {_pct(fpr)} false-alarm rate")
+        for note in s["notes"]:
+            console.print(f"  - {escape(str(note))}")
+        flagged = result.flagged
+        if top > 0 and len(flagged):
+            shown = flagged.head(top)
+            cols = ["row", *(c for c in ("id", "source") if c in shown.columns), "status", "label", "score", "reasons"]
+            table = Table(title=f"Top {len(shown)} of {len(flagged):,} flagged rows", title_justify="left")
+            for c in cols:
+                table.add_column(c, overflow="fold", ratio=4 if c == "reasons" else None, no_wrap=c != "reasons")
+            for rec in shown[cols].itertuples(index=False):
+                table.add_row(*(f"{v:.4f}" if c == "score" else escape(str(v)) for c, v in zip(cols, rec, strict=True)))
+            console.print()
+            console.print(table)
+        if result.by_source is not None:
+            table = Table(title="By source (new rows)", title_justify="left")
+            for c in ("source", "rows", "flagged", "flagged %", "AUC vs trusted", "worse than trusted (p)"):
+                table.add_column(c, justify="left" if c == "source" else "right")
+            for rec in result.by_source.to_dict("records"):
+                worse = "[bold red]yes[/]" if rec["worse_than_trusted"] else "no"
+                table.add_row(
+                    escape(str(rec["source"])),
+                    f"{int(rec['rows']):,}",
+                    f"{int(rec['flagged']):,}",
+                    _pct(rec["flagged_fraction"]),
+                    f"{rec['auc_vs_trusted']:.3f}",
+                    f"{worse} ({rec['p_worse_than_trusted']:.2g})",
+                )
+            console.print()
+            console.print(table)
+    if out is not None:
+        try:
+            written = result.save(out)
+        except OSError as exc:
+            raise ConfigError(f"--out {out}: cannot write the results ({exc.strerror or exc}).") from exc
+        if not quiet:
+            console.print(f"\nWrote {', '.join(p.name for p in written)} to {escape(str(out))}/")
+    return result.verdict
 
 
 @app.command()

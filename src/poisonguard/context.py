@@ -173,6 +173,25 @@ def knn(X: np.ndarray, k: int, *, seed: int = 0, progress: Progress | None = Non
     return Neighbors(idx=rows, dist=dist, reference=reference)
 
 
+def knn_query(R: np.ndarray, Q: np.ndarray, k: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest rows of ``R`` (positions; -1 where fewer exist) for every row of ``Q``, and their distances.
+
+    Exact search against at most ``KNN_REFERENCE_MAX`` seeded sampled reference rows: queries are new rows,
+    so none of them is in ``R`` and there is nothing to exclude.
+    """
+    import faiss
+
+    reference = np.arange(len(R))
+    if len(R) > KNN_REFERENCE_MAX:
+        reference = np.sort(np.random.default_rng(seed).choice(len(R), KNN_REFERENCE_MAX, replace=False))
+    index = faiss.IndexFlatL2(R.shape[1])
+    index.add(np.ascontiguousarray(R[reference], dtype=np.float32))
+    kk = min(k, len(reference))
+    dist, idx = index.search(np.ascontiguousarray(Q, dtype=np.float32), kk)
+    idx = np.where(idx >= 0, reference[np.clip(idx, 0, None)], -1)
+    return idx, np.sqrt(np.maximum(dist, 0.0))
+
+
 @dataclass
 class DuplicateGroups:
     """Exact groups (identical features) and near groups (connected within a tiny distance)."""

@@ -7,7 +7,8 @@ what to do. The CLI catches the root once, prints ``error: <message>`` and exits
     ├── InputError (also ValueError)      unreadable file, bad column, bad labels
     ├── ConfigError (also ValueError)     a bad parameter or option
     ├── NotFittedError (also RuntimeError) a detector used before ``fit``
-    └── DetectorError (also RuntimeError) a detector failed while scanning
+    ├── DetectorError (also RuntimeError) a detector failed while scanning
+    └── LedgerError (also RuntimeError)   the ledger database cannot be opened, or a version is unknown
 """
 
 from __future__ import annotations
@@ -38,4 +39,8 @@ class DetectorError(PoisonguardError, RuntimeError):
     """A detector failed; the scan reports it instead of pretending the data is clean."""
 
 
-__all__ = ["ConfigError", "DetectorError", "InputError", "NotFittedError", "PoisonguardError"]
+class LedgerError(PoisonguardError, RuntimeError):
+    """The provenance ledger cannot do what was asked (database unreachable, unknown version, changed file)."""
+
+
+__all__ = ["ConfigError", "DetectorError", "InputError", "LedgerError", "NotFittedError", "PoisonguardError"]

@@ -17,7 +17,28 @@ from typing import Any
 from . import __version__
 from .policy import VERDICTS, Policy
 
-ContractChecker = Callable[[Path, Path], tuple[bool, str]]
+ContractChecker = Callable[[Path, Path], tuple[bool, str, list[str]]]
+
+
+def check_contract_rule(data: Path, contract: Path) -> tuple[bool, str, list[str]]:
+    """The contract rule: ``data`` checked against the contract file; every violation becomes a detail line."""
+    from .contracts import check_contract
+    from .io import read_table
+
+    result = check_contract(read_table(data), contract, name=str(data))
+    details = [
+        f"{v.rule}"
+        + (f" on column '{v.column}'" if v.column else "")
+        + f": {v.message}"
+        + (f" (rows {', '.join(map(str, v.examples[:5]))})" if v.examples else "")
+        for v in result.violations
+    ]
+    message = (
+        f"{data} holds the contract"
+        if result.ok
+        else f"{len(result.violations)} violation(s) of the contract in {data}"
+    )
+    return result.ok, message, details
 
 
 @dataclass(frozen=True)
@@ -66,7 +87,7 @@ def evaluate_gate(
     data: str | Path | None = None,
     redteam: Mapping[str, Any] | None = None,
     evaluation: Mapping[str, Any] | None = None,
-    contract_checker: ContractChecker | None = None,
+    contract_checker: ContractChecker | None = check_contract_rule,
     inputs: Mapping[str, str] | None = None,
 ) -> GateResult:
     """Judge the given results; ``scan`` is a scan's ``to_dict()`` (summary.json), ``redteam`` and ``evaluation``
@@ -219,8 +240,8 @@ def _contract_checks(policy: Policy, data: str | Path | None, checker: ContractC
         elif not path.is_file():
             out.append(Check(rule, False, f"the contract file {path} does not exist", str(path)))
         else:
-            ok, message = checker(Path(data), path)
-            out.append(Check(rule, ok, message, str(path)))
+            ok, message, details = checker(Path(data), path)
+            out.append(Check(rule, ok, message, str(path), len(details), details))
     return out
 
 

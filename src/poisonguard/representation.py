@@ -268,7 +268,9 @@ def removed_mask(score: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
     return out
 
 
-def published_activation_clustering(E: np.ndarray, y: np.ndarray, *, seed: int = 0, max_size: float = 0.35) -> np.ndarray:
+def published_activation_clustering(
+    E: np.ndarray, y: np.ndarray, *, seed: int = 0, max_size: float = 0.35
+) -> np.ndarray:
     """Chen et al.: per class, reduce to 10 dimensions, split in two with k-means, and call the smaller cluster
     poisoned when it holds less than ``max_size`` of the class. Returns a suspicion score per row: the
     silhouette-weighted membership in a poisoned cluster (0 elsewhere), so that it can be ranked.

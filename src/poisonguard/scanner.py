@@ -155,6 +155,29 @@ def scan_dataset(
     representation: str | None = None,
 ) -> ScanResult:
     """Scan an already loaded ``Dataset`` (used by ``scan`` and by canary rescans)."""
+    return _scan_dataset(
+        ds,
+        seed=seed,
+        fpr=fpr,
+        detectors=detectors,
+        progress=progress,
+        embeddings=embeddings,
+        representation=representation,
+    )[0]
+
+
+def _scan_dataset(
+    ds: Dataset,
+    *,
+    seed: int = 0,
+    fpr: float = 0.01,
+    detectors: Sequence[str] | Mapping[str, dict[str, Any]] | None = None,
+    progress: Progress | None = None,
+    embeddings: np.ndarray | None = None,
+    representation: str | None = None,
+) -> tuple[ScanResult, ScanContext, list[Detector], np.ndarray]:
+    """``scan_dataset`` that also returns the context, the fitted detectors (in the order of the result's
+    columns) and the rows x detectors p-values: what an incremental scan keeps as its reference."""
     _check_params(fpr, seed)
     progress = progress or Progress()
     dets = _detectors(detectors, representation=representation is not None)
@@ -266,7 +289,7 @@ def scan_dataset(
         "threshold_rule": "flag when min_d p_d / w_d <= fpr (weighted Bonferroni; gated detectors count only "
         "below their own flag level w_d * fpr)",
     }
-    return ScanResult(
+    result = ScanResult(
         rows=rows,
         summary=summary,
         by_class=by_class,
@@ -275,6 +298,7 @@ def scan_dataset(
         data=ds,
         triggers=list(ctx.cache.get("triggers", [])),
     )
+    return result, ctx, [dets_by_name[n] for n in names], P
 
 
 def _breakdown(rows: pd.DataFrame, key: str, fpr: float, *, compare: bool = True) -> pd.DataFrame:

@@ -10,6 +10,7 @@ Adding a detector is one file with a class decorated by ``@register("name")``.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,9 @@ class Detector(ABC):
     weight: ClassVar[float] = 1.0
     # gated detectors only speak when they would flag on their own (see fusion)
     gated: ClassVar[bool] = True
+    # a transferred copy refits its model on the new rows too: an incremental scan then calibrates it with the
+    # trusted rows scored by that copy instead of their out-of-fold p-values
+    refits_on_transfer: ClassVar[bool] = False
     # parameter -> (check, message) checked at fit time
     constraints: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {}
 
@@ -95,6 +99,21 @@ class Detector(ABC):
             reasons=out.reasons.astype(object),
             extra=out.extra,
         )
+
+    def transfer(self, reference: ScanContext, ctx: ScanContext) -> Self:
+        """A copy of this detector, fitted on ``reference`` (trusted rows), that scores the rows of ``ctx`` (new
+        rows encoded with the reference's encoder) without refitting: an incremental scan judges new data by
+        models the new data cannot have contaminated. ``self`` is left as it is."""
+        if not self._fitted:
+            raise NotFittedError(f"detector '{self.name}' must be fitted before transfer; call fit(ctx) first.")
+        out = copy.copy(self)
+        out.info = dict(self.info)
+        out._transfer(reference, ctx)
+        return out
+
+    def _transfer(self, reference: ScanContext, ctx: ScanContext) -> None:  # noqa: B027 (optional hook)
+        """Recompute per-row state for the rows of ``ctx`` (assign new attributes, never mutate fitted ones).
+        Nothing to do for a detector whose ``_score`` reads only the encoded rows of ``ctx``."""
 
     @abstractmethod
     def _fit(self, ctx: ScanContext) -> None: ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from ..context import ScanContext
+from ..errors import ConfigError
 from .base import register
 from .neighbor_disagreement import NeighborDisagreementDetector
 
@@ -22,3 +23,9 @@ class DeepKNNDetector(NeighborDisagreementDetector):
 
     def _neighbors(self, ctx: ScanContext, k: int) -> Any:
         return ctx.representation_neighbors(k)
+
+    def _transfer(self, reference: ScanContext, ctx: ScanContext) -> None:
+        raise ConfigError(
+            "deep_knn reads a representation, which incremental scans do not carry yet; scan the whole data with "
+            "embeddings instead of --baseline."
+        )

@@ -55,6 +55,14 @@ class DuplicatesDetector(Detector):
             "rows_in_groups_against_the_data": int(((self.near_size_ > 1) & self.against_).sum()),
         }
 
+    def _transfer(self, reference: ScanContext, ctx: ScanContext) -> None:
+        """Copies grouped within the new rows, judged by the trusted duplication rate (a flood in the new rows
+        would otherwise raise the rate it is judged by) and the trusted label model (run first)."""
+        rate = self.rate_
+        self._fit(ctx)
+        self.rate_ = rate
+        self.info["duplicate_rate"] = round(rate, 4)
+
     def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
         m = self.near_size_[rows]
         p_flood = np.where((m > 1) & self.against_[rows], poisson.sf(m - 2, self.rate_), 1.0)

@@ -25,6 +25,7 @@ from .base import Detector, DetectorOutput, explain, positive_int, register
 @register("isolation")
 class IsolationDetector(Detector):
     description = "the row is unusual compared with all rows (isolation forest)"
+    refits_on_transfer = True
     constraints: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {
         "n_estimators": (positive_int, "a positive integer")
     }
@@ -55,6 +56,23 @@ class IsolationDetector(Detector):
         ).fit(Xs)
         # the forest scores its own sample; that distribution defines the null body
         self.null_ = TailNull.fit(-self.forest_.score_samples(Xs[:20_000]), shape=True, trim=True)
+
+    def _transfer(self, reference: ScanContext, ctx: ScanContext) -> None:
+        """A forest fitted on trusted rows only splits within their range, so a new row far beyond it is isolated
+        no faster than the trusted extremes. Refit the trees on the trusted sample plus the new rows (keeping the
+        trusted view: fill values and scales) and take the null from the trusted rows' scores alone, so clean
+        new rows are still judged like trusted ones."""
+        assert reference.tree_X is not None and ctx.tree_X is not None
+        rng = np.random.default_rng(ctx.seed + 13)
+        trusted = rng.choice(reference.n, min(reference.n, 100_000), replace=False)
+        new = rng.choice(ctx.n, min(ctx.n, 100_000), replace=False)
+        Xt = self._view(reference.tree_X, trusted)
+        self.forest_ = IsolationForest(
+            n_estimators=self.forest_.n_estimators,
+            max_samples=min(256, len(trusted) + len(new)),
+            random_state=ctx.seed,
+        ).fit(np.vstack([Xt, self._view(ctx.tree_X, new)]))
+        self.null_ = TailNull.fit(-self.forest_.score_samples(Xt[:20_000]), shape=True, trim=True)
 
     def _view(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
         part = X[rows]  # float32 copy

@@ -175,6 +175,26 @@ class LabelConsistencyDetector(Detector):
         out[:, model.classes_] = p
         return out
 
+    def _transfer(self, reference: ScanContext, ctx: ScanContext) -> None:
+        """Class probabilities of the new rows from the trusted fold models. Each new row gets, per pass, the
+        model of one seeded random fold, as a trusted row gets the model of its own fold: the new rows' scores
+        then follow the trusted rows' out-of-fold distribution when the new data is clean (averaging every fold
+        model would make them smoother, and a batch test against the trusted scores would be biased)."""
+        k, passes, n_classes = self.info["n_folds"], self.info["passes"], reference.data.n_classes
+        prior = np.bincount(reference.y, minlength=n_classes) / len(reference.y)
+        rng = np.random.default_rng(ctx.seed + 211)
+        proba = np.zeros((ctx.n, n_classes), dtype=np.float64)
+        for r in range(passes):
+            fold = rng.integers(0, k, size=ctx.n)
+            for f in range(k):
+                rows = np.flatnonzero(fold == f)
+                if rows.size:
+                    model = self.models[r * k + f]
+                    p = self._expand(model, model.predict_proba(ctx.tree_X[rows]), n_classes)
+                    proba[rows] += 0.999 * p + 0.001 * prior
+        self.proba_ = apply_temperature(proba / passes, self.temperature_)
+        ctx.cache["oof_proba"] = self.proba_
+
     def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
         y = ctx.y[rows]
         P = self.proba_[rows]

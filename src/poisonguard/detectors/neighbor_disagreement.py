@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..context import ScanContext
+from ..context import ScanContext, knn_query
 from ..stats import ClassProbabilityNull
 from ._text import fmt_int, quote
 from .base import Detector, DetectorOutput, explain, positive_int, register
@@ -31,19 +31,28 @@ class NeighborDisagreementDetector(Detector):
     def _fit(self, ctx: ScanContext) -> None:
         k = int(self.param("k", self.default_k))
         nb = self._neighbors(ctx, k)
-        y, n_classes = ctx.y, ctx.data.n_classes
-        valid = nb.idx >= 0
-        labels = np.where(valid, y[np.clip(nb.idx, 0, None)], -1)
-        counts = np.zeros((ctx.n, n_classes), dtype=np.float64)
+        self._local(nb.idx, ctx.y, ctx.data.n_classes)
+        self.null_ = ClassProbabilityNull.fit(self.proba_)
+        self.info = {"k": k}
+
+    def _local(self, idx: np.ndarray, y_ref: np.ndarray, n_classes: int) -> None:
+        """Neighbour label counts and smoothed local class probabilities from neighbour positions in ``y_ref``."""
+        valid = idx >= 0
+        labels = np.where(valid, y_ref[np.clip(idx, 0, None)], -1)
+        counts = np.zeros((len(idx), n_classes), dtype=np.float64)
         for c in range(n_classes):
             counts[:, c] = (labels == c).sum(axis=1)
-        prior = np.bincount(y, minlength=n_classes) / len(y)
+        prior = np.bincount(y_ref, minlength=n_classes) / len(y_ref)
         alpha = 1.0
         self.counts_ = counts
         self.k_found_ = valid.sum(axis=1)
         self.proba_ = (counts + alpha * prior) / (self.k_found_[:, None] + alpha)
-        self.null_ = ClassProbabilityNull.fit(self.proba_)
-        self.info = {"k": k}
+
+    def _transfer(self, reference: ScanContext, ctx: ScanContext) -> None:
+        """Neighbours of the new rows among the trusted rows only, judged by the trusted null."""
+        reference.encode()
+        idx, _ = knn_query(reference.metric_X, ctx.metric_X, int(self.info["k"]), seed=ctx.seed)
+        self._local(idx, reference.y, reference.data.n_classes)
 
     def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
         y = ctx.y[rows]

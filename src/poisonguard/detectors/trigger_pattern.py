@@ -52,6 +52,10 @@ class TriggerPatternDetector(Detector):
         ctx.cache["triggers"] = triggers
         self.info = {**info, "found": [t.to_dict() for t in triggers]}
 
+    def _transfer(self, reference: ScanContext, ctx: ScanContext) -> None:
+        """Triggers stamped on new rows are absent from trusted data: mine them in the new rows."""
+        self._fit(ctx)
+
     def _check(self, ctx: ScanContext, trig: Trigger) -> Trigger:
         """Share of supporting rows that a model blind to the trigger's columns puts in the target class.
         (A word trigger comes with its own check: the text model without the word.)"""
