@@ -204,3 +204,33 @@ def test_evaluation_report_in_browser(browser, tmp_path: Path) -> None:
     assert page.locator("#metrics-table tbody tr").count() == len(result.metrics)
     page.screenshot(path=str(tmp_path / "evaluation.png"), full_page=True)
     page.close()
+
+
+def test_monitor_drift_report_in_browser(browser, invoke, tmp_path: Path) -> None:
+    from monitor_data import draw
+
+    draw(3000, 0).to_csv(tmp_path / "ref.csv", index=False)
+    draw(2000, 2, shift=1.0).to_csv(tmp_path / "moved.csv", index=False)
+    page_file = tmp_path / "drift.html"
+    res = invoke(
+        "monitor",
+        tmp_path / "ref.csv",
+        tmp_path / "moved.csv",
+        "--label",
+        "label",
+        "--json",
+        tmp_path / "d.json",
+        "--html",
+        page_file,
+    )
+    assert res.exit_code == 1, res.output
+    page, report = browser.open(page_file)
+    assert report.problems == []
+    assert "feature_drift" in page.text_content("#alerts")
+    rows = page.locator("#features-table tbody tr")
+    assert rows.count() == len(json.loads((tmp_path / "d.json").read_text())["drift"]["features"])
+    names = page.locator("#features-table tbody tr td:nth-child(1)").all_text_contents()
+    drifted = page.locator("#features-table tbody tr td:nth-child(7)").all_text_contents()
+    assert dict(zip(names, drifted, strict=True))["a"] == "yes"  # the shifted feature
+    assert saved_html(tmp_path / "d.json").count("<section") == page.locator("section").count()
+    page.close()

@@ -938,6 +938,7 @@ def monitor(
     json_out: Annotated[Path, typer.Option("--json", help="Write the report as JSON here.")] = Path(
         "drift-report.json"
     ),
+    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML drift report here.")] = None,
     multivariate: Annotated[bool, typer.Option(help="Run the domain classifier (multivariate drift).")] = True,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same report.")] = 0,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
@@ -964,6 +965,13 @@ def monitor(
     print_monitor(console, result)
     result.to_json(json_out)
     console.print(f"Wrote {escape(str(json_out))}")
+    if html is not None:
+        import json as _json
+
+        from .report import monitor_html, write
+
+        write(monitor_html(_json.loads(json_out.read_text())), html, inputs=(reference, new))
+        console.print(f"Wrote the report to {escape(str(html))}")
     raise typer.Exit(1 if result.alerts else 0)
 
 

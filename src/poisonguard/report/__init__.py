@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import ConfigError, InputError
 from . import evaluation as _evaluation
+from . import monitor as _monitor
 from . import redteam as _redteam
 from . import scan as _scan
 from .scan import ScanReportData
@@ -36,6 +37,11 @@ def evaluation_html(result: Any) -> str:
     return _evaluation.render(json.loads(json.dumps(result.to_dict(), default=float)))
 
 
+def monitor_html(result: dict[str, Any]) -> str:
+    """The HTML drift report of a ``poisonguard monitor`` result (its JSON as a dict)."""
+    return _monitor.render(result)
+
+
 def saved_html(path: str | Path) -> str:
     """The page of whatever was saved at ``path``: a scan directory, or a red-team or evaluation JSON file (or a
     directory holding ``redteam.json``)."""
@@ -59,6 +65,8 @@ def saved_html(path: str | Path) -> str:
             ) from exc
         if _evaluation.is_evaluation(doc):
             return _evaluation.render(doc)
+        if isinstance(doc, dict) and "drift" in doc and "alerts" in doc:
+            return _monitor.render(doc)
         return redteam_html(p)
     raise InputError(f"{p}: no such file or directory.")
 
@@ -78,4 +86,4 @@ def write(html_text: str, out: str | Path, *, inputs: tuple[Path, ...] = ()) -> 
     return target
 
 
-__all__ = ["ScanReportData", "evaluation_html", "redteam_html", "saved_html", "scan_html", "write"]
+__all__ = ["ScanReportData", "evaluation_html", "monitor_html", "redteam_html", "saved_html", "scan_html", "write"]
