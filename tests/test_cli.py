@@ -243,7 +243,14 @@ def test_demo_poisons_scans_and_compares(invoke, tmp_path):
     out = tmp_path / "demo"
     res = invoke("demo", "--out", out, "--quiet")
     assert res.exit_code == 0, res.output
-    for name in ("poisoned.csv", "truth.csv", "scan/rows.csv", "scan/flagged.csv", "scan/summary.json"):
+    for name in (
+        "poisoned.csv",
+        "truth.csv",
+        "scan/rows.csv",
+        "scan/flagged.csv",
+        "scan/summary.json",
+        "scan/report.html",
+    ):
         assert (out / name).is_file(), name
     assert "Caught vs planted" in res.stdout
     assert "label flip" in res.stdout and "backdoor trigger" in res.stdout

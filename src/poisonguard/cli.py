@@ -505,7 +505,8 @@ def demo(
     """Poison a copy of scikit-learn's breast cancer data, scan it, and compare what was caught with what was
     planted.
 
-    Writes OUT/poisoned.csv, OUT/truth.csv and the scan results in OUT/scan/. Always exits 0 unless it fails.
+    Writes OUT/poisoned.csv, OUT/truth.csv and the scan results in OUT/scan/ (with the HTML report
+    OUT/scan/report.html). Always exits 0 unless it fails.
     """
     import pandas as pd
 
@@ -522,7 +523,8 @@ def demo(
         f"and {n_trigger} rows carrying a backdoor trigger (label '{demo_mod.TRIGGER_LABEL}').\n"
         f"Wrote {escape(str(data_path))} and {escape(str(truth_path))}; scanning them as"
     )
-    command = f"poisonguard scan {data_path} --label {demo_mod.LABEL} --out {out / 'scan'}"
+    html_path = out / "scan" / "report.html"
+    command = f"poisonguard scan {data_path} --label {demo_mod.LABEL} --out {out / 'scan'} --html {html_path}"
     console.print(f"  {escape(command)}\n", soft_wrap=True)
     result = run_scan(
         data_path,
@@ -533,8 +535,12 @@ def demo(
         quiet=quiet,
         debug=debug,
     )
+    from .report import scan_html, write
+
+    write(scan_html(result), html_path)
     report = demo_mod.caught_vs_planted(result.rows, truth)
     print_demo_report(console, report)
+    console.print(f"\nThe report for people: open {escape(str(html_path))} in a browser (it works offline).")
 
 
 def print_demo_report(console: Console, report: Any) -> None:
