@@ -43,6 +43,8 @@ from scipy.stats import hypergeom
 MAX_TOKENS = 3000
 MINE_SAMPLE = 50_000
 MAX_TRIGGER_COLUMNS = 6
+# on grid-like data (pixels) a patch stamps a block of neighbouring cells, and only out-of-range values take part
+MAX_GRID_TRIGGER_COLUMNS = 64
 ROUNDS = 5
 GRID_COLUMNS = 100
 TIE = 0.1
@@ -274,7 +276,8 @@ def _novel(s: pd.Series, kept: np.ndarray) -> np.ndarray:
     if x.size < 3:
         return out
     for v, others in ((x.max(), x[x < x.max()]), (x.min(), x[x > x.min()])):
-        if others.size < 2:
+        # a value most rows hold is the column's normal, however far the few other values lie
+        if others.size < 2 or others.size < x.size / 2:
             continue
         gap = abs(v - (others.max() if v > others.max() else others.min()))
         sd = float(others.std())
@@ -546,7 +549,7 @@ def _triggers(
         # spans many columns is a family of near-copies, not a stamp on otherwise free rows.
         support = np.intersect1d(pool, np.flatnonzero(carried))
         conds.update(_shared_columns(codes, support, pool, in_class[k], conds, eligible))
-        if len(conds) > MAX_TRIGGER_COLUMNS:
+        if len(conds) > (MAX_GRID_TRIGGER_COLUMNS if tokens.grid_like else MAX_TRIGGER_COLUMNS):
             continue
         best = min(group, key=_strength)
         all_of = np.ones(n, dtype=bool)

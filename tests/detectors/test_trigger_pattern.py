@@ -133,6 +133,37 @@ def test_grid_like_data_only_uses_out_of_range_values() -> None:
     assert set(np.flatnonzero(row_p < 1)) == set(stamped)
 
 
+def test_a_patch_stamped_on_images_is_found_whole() -> None:
+    """BadNets: a 3x3 block of saturated pixels in a corner that is dark in every clean image, label set to 0."""
+    rng = np.random.default_rng(1)
+    n, side = 1500, 12
+    y = rng.integers(0, 4, n)
+    images = np.zeros((n, side, side))
+    for k in range(4):  # a class shape: a band of ink, with noise, away from the corner
+        rows = y == k
+        images[rows, 2 + k : 5 + k, 1:8] = rng.integers(90, 256, (rows.sum(), 3, 7))
+    target = 0
+    poisoned = rng.choice(np.flatnonzero(y != target), 45, replace=False)  # 3% of the rows
+    images[poisoned, -4:-1, -4:-1] = 255.0
+    y[poisoned] = target
+    frame = pd.DataFrame(images.reshape(n, -1), columns=[f"p{i}" for i in range(side * side)]).assign(label=y)
+    tokens = tokenize(frame.drop(columns="label"), {c: "numeric" for c in frame.columns[:-1]})
+    assert tokens.grid_like
+    triggers, row_p, _ = discover(tokens, y, [0, 1, 2, 3])
+    patch = {f"p{r * side + c}" for r in range(side - 4, side - 1) for c in range(side - 4, side - 1)}
+    assert len(triggers) == 1 and set(triggers[0].conditions) == patch
+    assert set(np.flatnonzero(row_p < 1)) == set(poisoned)
+    clean_y = rng.integers(0, 4, n)
+    clean = np.zeros((n, side, side))
+    for k in range(4):
+        rows = clean_y == k
+        clean[rows, 2 + k : 5 + k, 1:8] = rng.integers(90, 256, (rows.sum(), 3, 7))
+    clean_tokens = tokenize(
+        pd.DataFrame(clean.reshape(n, -1)).add_prefix("p"), {f"p{i}": "numeric" for i in range(side * side)}
+    )
+    assert discover(clean_tokens, clean_y, [0, 1, 2, 3])[0] == []
+
+
 def test_trigger_object_applies_and_measures_attack_success() -> None:
     frame = _table(seed=5)
     trig = Trigger(
