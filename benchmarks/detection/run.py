@@ -93,7 +93,10 @@ def oof_proba(
             tr = tr[train_mask[tr]]
         m = HistGradientBoostingClassifier(categorical_features=cat if cat.any() else None, random_state=seed)
         m.fit(X[tr], y[tr])
-        P[np.ix_(te, m.classes_)] = m.predict_proba(X[te])
+        if len(m.classes_) == 1:  # a fold whose training rows hold one class (a class mostly flipped away)
+            P[te, m.classes_[0]] = 1.0
+        else:
+            P[np.ix_(te, m.classes_)] = m.predict_proba(X[te])
     return P
 
 
