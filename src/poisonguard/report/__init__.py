@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import ConfigError, InputError
 from . import evaluation as _evaluation
+from . import html as _html
 from . import monitor as _monitor
 from . import redteam as _redteam
 from . import scan as _scan
@@ -56,18 +57,13 @@ def saved_html(path: str | Path) -> str:
             "--out directory or a 'redteam --json' file."
         )
     if p.is_file():
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(
-                f"{p}: not valid JSON ({exc}); pass a scan's --out directory, or the --json file of redteam or "
-                "evaluate."
-            ) from exc
+        # one read: the file says which kind of result it is
+        doc = _html.read_json(p, "redteam|evaluate|monitor")
         if _evaluation.is_evaluation(doc):
             return _evaluation.render(doc)
         if isinstance(doc, dict) and "drift" in doc and "alerts" in doc:
             return _monitor.render(doc)
-        return redteam_html(p)
+        return _redteam.render(_redteam.check(doc, p))
     raise InputError(f"{p}: no such file or directory.")
 
 

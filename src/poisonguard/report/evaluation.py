@@ -3,7 +3,6 @@ a trigger, and how far its confidence can be trusted."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -14,15 +13,9 @@ from . import html as h
 
 def load(path: str | Path) -> dict[str, Any]:
     """A saved evaluation (``evaluate --json FILE``) as a dict."""
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError(f"{p}: no such file; pass the file written by 'poisonguard evaluate --json'.") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p}: not valid JSON ({exc}); rerun 'poisonguard evaluate --json' to rewrite it.") from exc
+    data = h.read_json(path, "evaluate")
     if not is_evaluation(data):
-        raise InputError(f"{p}: not an evaluation (no 'metrics' and 'regressions'); pass an 'evaluate --json' file.")
+        raise InputError(f"{path}: not an evaluation (no 'metrics' and 'regressions'); pass an 'evaluate --json' file.")
     return data
 
 

@@ -7,17 +7,32 @@ Every piece of user data goes through ``esc``: a cell of a CSV may hold ``<scrip
 from __future__ import annotations
 
 import html
+import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
+
 W, H = 560, 240  # chart viewBox; the page scales it
 PAD_L, PAD_R, PAD_T, PAD_B = 52, 16, 14, 38
 PALETTE = ("#2b6cb0", "#c53030", "#2f855a", "#b7791f", "#6b46c1", "#0987a0", "#975a16", "#d53f8c", "#4a5568")
+
+
+def read_json(path: str | Path, command: str) -> Any:
+    """A saved result written by ``poisonguard <command> --json``, with errors that say which file to pass."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(f"{p}: no such file; pass the file written by 'poisonguard {command} --json'.") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: not valid JSON ({exc}); rerun 'poisonguard {command} --json' to rewrite it.") from exc
 
 
 def esc(v: Any) -> str:

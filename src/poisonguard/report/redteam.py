@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +13,12 @@ from . import html as h
 
 def load(path: str | Path) -> dict[str, Any]:
     """A saved red-team result (``redteam --json FILE``) as a dict."""
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError(f"{p}: no such file; pass the file written by 'poisonguard redteam --json'.") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p}: not valid JSON ({exc}); rerun 'poisonguard redteam --json' to rewrite it.") from exc
+    return check(h.read_json(path, "redteam"), path)
+
+
+def check(data: Any, path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or "runs" not in data or "baseline" not in data:
-        raise InputError(f"{p}: not a red-team result (no 'runs' and 'baseline'); pass a 'redteam --json' file.")
+        raise InputError(f"{path}: not a red-team result (no 'runs' and 'baseline'); pass a 'redteam --json' file.")
     return data
 
 
