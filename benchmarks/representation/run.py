@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/representation/run.py --pixels   # the pixel table scanned as it is, no model
 
 For each data set (MNIST 5k; a 5,000-image Fashion-MNIST subset), seed, attack (BadNets patch, blended pattern,
-naive clean-label patch) and rate (1%, 5%, 10% of the training rows), the training split (80%, stratified) is
+naive clean-label patch) and rate (1%, 5%, 10%, 20% of the training rows), 3 seeds (the target class is the seed), the training split (80%, stratified) is
 poisoned and a small CNN is trained on it (CPU, 4 epochs). Its penultimate features (``poisonguard.torch_features``)
 go to the scan as embeddings: the label table has no other columns, so the scan runs its detectors on the embeddings,
 plus deep k-NN on their neighbour graph. Our SPECTRE-style QUE ranking (robust whitening, quantum entropy) is
@@ -54,7 +54,7 @@ from poisonguard.torch_features import penultimate_features  # noqa: E402
 
 RESULTS = HERE.parent / "results"
 ATTACKS = ("badnets", "blend", "clean_label")
-RATES = (0.01, 0.05, 0.1)
+RATES = (0.01, 0.05, 0.1, 0.2)
 N_IMAGES = 5000
 
 
@@ -184,11 +184,8 @@ def run_one(
     sanitized = train_cnn(p.X[~flagged], p.y[~flagged], n_classes=n_classes, seed=seed)
     ss_removed = removed_mask(ss, p.y, eps)
     ss_model = train_cnn(p.X[~ss_removed], p.y[~ss_removed], n_classes=n_classes, seed=seed)
-    from poisonguard.representation import split_scores
-
-    que = que_class_scores(feats, p.y)
-    splits = {int(c): split_scores(que[p.y == c]) for c in np.unique(p.y)}
-    likely = max(splits, key=lambda c: splits[c].separation)
+    split_info = result.info["detectors"].get("representation_split", {}).get("classes") or [{}]
+    top = split_info[0]
     rec = {
         "dataset": name,
         "attack": attack,
@@ -202,6 +199,9 @@ def run_one(
         "auroc_spectral": auroc(mask, que_class_scores(feats, p.y)),
         "auroc_isolation": auroc(mask, rows["isolation_score"].to_numpy()),
         "auroc_deep_knn": auroc(mask, rows["deep_knn_score"].to_numpy()),
+        "auroc_split": auroc(mask, rows["representation_split_score"].to_numpy()),
+        "split_pvalue": top.get("pvalue"),
+        "split_z": top.get("z"),
         "auroc_spectral_signatures_published": auroc(mask, ss),
         "auroc_activation_clustering_published": auroc(mask, ac),
         "auroc_oracle": auroc(mask, oracle),
@@ -212,8 +212,8 @@ def run_one(
         "ac_recall": float((ac[mask] > 0).mean()),
         "ac_clean_flagged": float((ac[~mask] > 0).mean()),
         "verdict": result.verdict,
-        "likely_target": likely,
-        "estimated_rate_in_target": splits[likely].share,
+        "likely_target": top.get("class"),
+        "estimated_rate_in_target": top.get("share"),
         "true_rate_in_target": float(mask.sum() / max((p.y == target).sum(), 1)),
         "sanitized_accuracy": float(np.mean(predict(sanitized, X[te]) == y[te])),
         "sanitized_asr": asr(sanitized, X[te], y[te], attack, target, seed),
@@ -227,6 +227,7 @@ def unpoisoned(name: str, X: np.ndarray, y: np.ndarray, tr: np.ndarray, clean_mo
     feats = penultimate_features(clean_model, X[tr][:, None], device="cpu")
     result = scan_features(feats, y[tr], seed)
     ac = published_activation_clustering(feats, y[tr], seed=seed)
+    top = (result.info["detectors"].get("representation_split", {}).get("classes") or [{}])[0]
     return {
         "dataset": name,
         "attack": "none",
@@ -236,6 +237,9 @@ def unpoisoned(name: str, X: np.ndarray, y: np.ndarray, tr: np.ndarray, clean_mo
         "verdict": result.verdict,
         "ac_clean_flagged": float((ac > 0).mean()),
         "flagged_by": {k: v["flagged"] for k, v in result.info["detectors"].items()},
+        "split_class": top.get("class"),
+        "split_z": top.get("z"),
+        "split_pvalue": top.get("pvalue"),
     }
 
 
@@ -254,14 +258,14 @@ def summarise(records: list[dict[str, Any]], out: Path, command: str) -> None:
         "AUROC of each method's row score against the truth; `SS` and `AC` are spectral signatures and activation "
         "clustering as published, on the same features; the oracle is a CNN trained on the clean rows (1 - p(label)).",
         "",
-        "| dataset | attack | rate | seed | ASR | scan | isolation (in scan) | deep k-NN (in scan) | QUE (ours, not in scan) | SS published | AC published | oracle | flag recall | flag precision | clean flagged | ASR after scan | ASR after SS | acc. after scan | split target (est. share / true) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | attack | rate | seed | ASR | scan | split (in scan) | split class p | isolation (in scan) | deep k-NN (in scan) | QUE (ours, not in scan) | SS published | AC published | oracle | flag recall | flag precision | clean flagged | ASR after scan | ASR after SS | acc. after scan | split target (est. share / true) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     poisoned = df[df["attack"] != "none"]
     for r in poisoned.to_dict("records"):
         lines.append(
             f"| {r['dataset']} | {r['attack']} | {r['rate']:.0%} | {r['seed']} | {fmt(r['asr'], 2)} | {fmt(r['auroc_scan'])} | "
-            f"{fmt(r['auroc_isolation'])} | {fmt(r['auroc_deep_knn'])} | {fmt(r['auroc_spectral'])} | {fmt(r['auroc_spectral_signatures_published'])} | "
+            f"{fmt(r.get('auroc_split'))} | {fmt(r.get('split_pvalue'), 4)} | {fmt(r['auroc_isolation'])} | {fmt(r['auroc_deep_knn'])} | {fmt(r['auroc_spectral'])} | {fmt(r['auroc_spectral_signatures_published'])} | "
             f"{fmt(r['auroc_activation_clustering_published'])} | {fmt(r['auroc_oracle'])} | {fmt(r['flag_recall'], 2)} | "
             f"{fmt(r['flag_precision'], 2)} | {fmt(r['clean_flagged'] * 100, 2)}% | {fmt(r['sanitized_asr'], 2)} | "
             f"{fmt(r['ss_sanitized_asr'], 2)} | {fmt(r['sanitized_accuracy'], 3)} | {r['likely_target']} "
@@ -273,12 +277,13 @@ def summarise(records: list[dict[str, Any]], out: Path, command: str) -> None:
             "",
             "## Unpoisoned data (features of a CNN trained on clean rows)",
             "",
-            "| dataset | seed | scan flagged | verdict | AC published flagged | flags per detector |",
-            "|---|---|---|---|---|---|",
+            "| dataset | seed | scan flagged | verdict | AC published flagged | split: most split class (z, p) | flags per detector |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in clean.to_dict("records"):
             lines.append(
                 f"| {r['dataset']} | {r['seed']} | {r['clean_flagged']:.2%} | {r['verdict']} | {r['ac_clean_flagged']:.2%} | "
+                f"{r.get('split_class', '-')} ({fmt(r.get('split_z'), 1)}, {fmt(r.get('split_pvalue'), 3)}) | "
                 + ", ".join(f"{k} {v}" for k, v in (r.get("flagged_by") or {}).items())
                 + " |"
             )
@@ -286,6 +291,7 @@ def summarise(records: list[dict[str, Any]], out: Path, command: str) -> None:
         g = poisoned.groupby("attack")[
             [
                 "auroc_scan",
+                "auroc_split",
                 "auroc_spectral",
                 "auroc_spectral_signatures_published",
                 "auroc_activation_clustering_published",
@@ -298,12 +304,12 @@ def summarise(records: list[dict[str, Any]], out: Path, command: str) -> None:
             "",
             "## Mean per attack (all rates and data sets)",
             "",
-            "| attack | scan | QUE (ours) | SS published | AC published | oracle | ASR before | ASR after scan |",
-            "|---|---|---|---|---|---|---|---|",
+            "| attack | scan | split (in scan) | QUE (ours) | SS published | AC published | oracle | ASR before | ASR after scan |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for a, r in g.iterrows():
             lines.append(
-                f"| {a} | {fmt(r['auroc_scan'])} | {fmt(r['auroc_spectral'])} | {fmt(r['auroc_spectral_signatures_published'])} | "
+                f"| {a} | {fmt(r['auroc_scan'])} | {fmt(r['auroc_split'])} | {fmt(r['auroc_spectral'])} | {fmt(r['auroc_spectral_signatures_published'])} | "
                 f"{fmt(r['auroc_activation_clustering_published'])} | {fmt(r['auroc_oracle'])} | {fmt(r['asr'], 2)} | {fmt(r['sanitized_asr'], 2)} |"
             )
     out.write_text("\n".join(lines) + "\n")
@@ -314,7 +320,7 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=["mnist", "fashion_mnist"])
     ap.add_argument("--attacks", nargs="+", default=list(ATTACKS))
     ap.add_argument("--rates", nargs="+", type=float, default=list(RATES))
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--quick", action="store_true", help="mnist, 5%% only")
     ap.add_argument("--resume", action="store_true", help="keep the records already in the results file")
     ap.add_argument("--summarise", action="store_true", help="only rewrite the summary from the records")
@@ -375,6 +381,7 @@ def main() -> None:
                                 if k.startswith(
                                     (
                                         "auroc_scan",
+                                        "auroc_split",
                                         "auroc_spectral",
                                         "clean_flagged",
                                         "asr",

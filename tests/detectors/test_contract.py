@@ -20,6 +20,7 @@ DETECTORS = [
     "isolation",
     "label_consistency",
     "neighbor_disagreement",
+    "representation_split",
     "trigger_pattern",
 ]
 

@@ -7,6 +7,7 @@ from . import (
     isolation,
     label_consistency,
     neighbor_disagreement,
+    representation_split,
     trigger_pattern,
 )
 from .base import REGISTRY, Detector, DetectorOutput, get_detector, register
@@ -20,7 +21,7 @@ DEFAULT_DETECTORS: tuple[str, ...] = (
     "trigger_pattern",
 )
 # added when the scan has a representation (embeddings, or representation="leaves")
-REPRESENTATION_DETECTORS: tuple[str, ...] = ("deep_knn",)
+REPRESENTATION_DETECTORS: tuple[str, ...] = ("deep_knn", "representation_split")
 
 __all__ = [
     "DEFAULT_DETECTORS",
@@ -36,5 +37,6 @@ __all__ = [
     "label_consistency",
     "neighbor_disagreement",
     "register",
+    "representation_split",
     "trigger_pattern",
 ]

@@ -1,0 +1,72 @@
+"""A class whose rows split into two groups in the model's representation far more cleanly than any other
+class does: the separate group is a backdoor's poison (see ``representation.class_splits``).
+
+Works out the target class and the poison rate itself (the class that splits, and the size of its separate
+group), whatever share of the class the poison holds. Needs a representation (embeddings, or leaves) and at
+least five classes with 30 rows each, since each class's split is judged against the others'; with fewer it
+abstains and says so in its info.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..context import ScanContext
+from ..errors import ConfigError
+from ..representation import SPLIT_MIN_CLASSES, class_splits, split_row_pvalues
+from .base import Detector, DetectorOutput, explain, register
+
+
+@register("representation_split")
+class RepresentationSplitDetector(Detector):
+    description = "the row sits in a separate group of its class in the model's representation (a backdoor's poison)"
+
+    def _fit(self, ctx: ScanContext) -> None:
+        splits = class_splits(ctx.representation(), ctx.y, seed=ctx.seed)
+        self.pvalues_ = np.ones(ctx.n)
+        self.group_ = np.full(ctx.n, -1, dtype=np.int64)
+        self.splits_ = splits
+        if len(splits) < SPLIT_MIN_CLASSES:
+            self.info["abstained"] = (
+                f"{len(splits)} classes have 30 or more rows; judging a class's split needs {SPLIT_MIN_CLASSES}"
+            )
+            return
+        cls = ctx.data.classes
+        for i, s in enumerate(splits):
+            self.pvalues_[s.rows] = split_row_pvalues(s)
+            self.group_[s.rows[s.suspect]] = i
+        self.info["classes"] = [
+            {
+                "class": str(cls[s.label]),
+                "rows": len(s.rows),
+                "separate_group": int(s.suspect.sum()),
+                "share": round(s.share, 4),
+                "separation": round(s.separation, 2),
+                "z": round(s.z, 2),
+                "pvalue": float(f"{s.pvalue:.3g}"),
+            }
+            for s in sorted(splits, key=lambda s: s.pvalue)[:5]
+        ]
+
+    def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
+        pv = self.pvalues_[rows]
+        group = self.group_[rows]
+        cls = ctx.data.classes
+        # one sentence per split class; index -1 (not in a separate group) takes the trailing empty one
+        sentences = np.array(
+            [
+                f"one of {int(s.suspect.sum()):,} '{cls[s.label]}' rows ({s.share:.0%} of the class) that the "
+                "model's representation sets apart from the rest of the class, far more sharply than the other "
+                f"classes split (z = {s.z:.1f})"
+                for s in self.splits_
+            ]
+            + [""],
+            dtype=object,
+        )
+        return DetectorOutput(scores=1.0 - pv, pvalues=pv, reasons=explain(pv, lambda i: sentences[group[i]]))
+
+    def _transfer(self, reference: ScanContext, ctx: ScanContext) -> None:
+        raise ConfigError(
+            "representation_split reads a representation, which incremental scans do not carry yet; scan the whole "
+            "data with embeddings instead of --baseline."
+        )

@@ -1,0 +1,88 @@
+"""The representation-split detector: a class whose rows fall in two groups, judged against the other classes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+import poisonguard as pg
+from poisonguard.representation import class_splits, split_row_pvalues
+
+
+def classes(
+    n_classes: int = 10, per_class: int = 300, d: int = 24, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+    """Gaussian classes with their own correlated covariance (clean classes differ in shape, not just mean) in
+    the first ``d - 4`` features; the last four are units that clean rows barely use, as many of a ReLU layer's."""
+    rng = np.random.default_rng(seed)
+    parts, ys = [], []
+    k = d - 4
+    for c in range(n_classes):
+        A = rng.normal(size=(k, k)) / np.sqrt(k)
+        content = rng.normal(size=(per_class, k)) @ A + rng.normal(scale=3.0, size=k)
+        parts.append(np.hstack([content, np.abs(rng.normal(scale=0.3, size=(per_class, 4)))]))
+        ys.append(np.full(per_class, c))
+    return np.vstack(parts), np.concatenate(ys), rng
+
+
+def backdoor(E: np.ndarray, y: np.ndarray, rng: np.random.Generator, rate: float, target: int = 3) -> tuple:
+    """Rows of other classes relabelled to the target; the trigger switches on the units clean rows leave idle
+    and the rows keep their source class's content, as a network's features of triggered images do."""
+    E, y = E.copy(), y.copy()
+    rows = rng.choice(np.flatnonzero(y != target), int(rate * len(y)), replace=False)
+    E[rows, -4:] += rng.uniform(1.5, 2.5, size=4)
+    y[rows] = target
+    mask = np.zeros(len(y), dtype=bool)
+    mask[rows] = True
+    return E, y, mask
+
+
+def test_finds_the_target_class_and_rate_at_low_and_high_shares() -> None:
+    for rate in (0.02, 0.1, 0.2):  # 2% of the data is a sixth of the target class; 20% is two thirds of it
+        E, y, rng = classes(seed=1)
+        E, y, mask = backdoor(E, y, rng, rate)
+        splits = class_splits(E, y, seed=0)
+        top = min(splits, key=lambda s: s.pvalue)
+        assert top.label == 3
+        true_share = mask[y == 3].mean()
+        assert abs(top.share - true_share) < 0.03
+        assert top.pvalue < 1e-3
+        p = np.ones(len(y))
+        for s in splits:
+            p[s.rows] = split_row_pvalues(s)
+        assert roc_auc_score(mask, -np.log(p)) > 0.99
+        # the other classes stay unremarkable
+        assert all(s.pvalue > 0.01 for s in splits if s.label != 3)
+
+
+def test_scan_flags_the_poison_and_explains_it() -> None:
+    E, y, rng = classes(seed=2)
+    E, y, mask = backdoor(E, y, rng, 0.05)
+    result = pg.scan(pd.DataFrame({"label": y.astype(str)}), label="label", embeddings=E, seed=0)
+    info = result.info["detectors"]["representation_split"]
+    assert info["classes"][0]["class"] == "3"
+    flagged = result.rows["flagged"].to_numpy()
+    assert flagged[mask].mean() > 0.95
+    assert flagged[~mask].mean() < 0.02
+    assert result.verdict == "poisoned"
+    reason = result.rows.loc[mask & flagged, "reasons"].iloc[0]
+    assert "sets apart from the rest of the class" in reason and "'3'" in reason
+
+
+def test_clean_classes_are_not_split_and_few_classes_abstain() -> None:
+    E, y, _ = classes(seed=3)
+    result = pg.scan(pd.DataFrame({"label": y}), label="label", embeddings=E, seed=0)
+    assert result.info["detectors"]["representation_split"]["flagged"] == 0
+    E, y, _ = classes(n_classes=3, seed=4)
+    result = pg.scan(pd.DataFrame({"label": y}), label="label", embeddings=E, seed=0)
+    info = result.info["detectors"]["representation_split"]
+    assert "abstained" in info and info["flagged"] == 0
+
+
+def test_deterministic_per_seed() -> None:
+    E, y, rng = classes(seed=5)
+    E, y, _ = backdoor(E, y, rng, 0.05)
+    a = class_splits(E, y, seed=7)
+    b = class_splits(E, y, seed=7)
+    assert all(np.array_equal(s.suspect, t.suspect) and s.pvalue == t.pvalue for s, t in zip(a, b, strict=True))
