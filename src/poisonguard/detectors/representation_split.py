@@ -20,6 +20,10 @@ from .base import Detector, DetectorOutput, explain, register
 @register("representation_split")
 class RepresentationSplitDetector(Detector):
     description = "the row sits in a separate group of its class in the model's representation (a backdoor's poison)"
+    # Ungated: its p-values are floored by a class-level test (Bonferroni over classes), so on clean data they
+    # stay large and cannot blur the label model's ranking; where a class splits only moderately (not enough to
+    # flag), its rows still rank above the label model's merely doubtful rows instead of below every clean row.
+    gated = False
 
     def _fit(self, ctx: ScanContext) -> None:
         splits = class_splits(ctx.representation(), ctx.y, seed=ctx.seed)
