@@ -20,6 +20,29 @@ from .fusion import excess, fuse, top_reasons, verdict
 from .io import Dataset, load_dataset
 from .result import ScanResult
 
+SPLIT_SUSPICIOUS = 0.01  # a class split this significant makes a clean verdict suspicious even without flags
+
+
+def _split_evidence(info: Mapping[str, Any], level: str, evidence: list[str]) -> tuple[str, list[str]]:
+    """Name the class the representation splits (the likely backdoor target) and its separate group's size.
+
+    A split can be significant as a class-level test while no single row is below its detector's flag level
+    (its rows share one p-value, the class's); such a data set is ``suspicious`` rather than ``clean``.
+    """
+    classes = [c for c in info.get("classes") or [] if c["pvalue"] <= SPLIT_SUSPICIOUS]
+    if not classes:
+        return level, evidence
+    c = classes[0]
+    line = (
+        f"representation_split: class '{c['class']}' falls into two groups in the model's representation far more "
+        f"sharply than the other classes (z = {c['z']}, p = {c['pvalue']:.2g}); the separate group of "
+        f"{c['separate_group']:,} rows ({c['share']:.0%} of the class) is the likely poison, '{c['class']}' the "
+        "likely backdoor target"
+    )
+    if level == "clean":
+        return "suspicious", [line + " (too weak to flag single rows: see the representation_split_score column)"]
+    return level, [*evidence, line]
+
 
 def _detectors(
     spec: Sequence[str] | Mapping[str, dict[str, Any]] | None, *, representation: bool = False
@@ -243,6 +266,7 @@ def _scan_dataset(
     ]
     n_flagged = int(fused.flagged.sum())
     level, evidence = verdict(excesses, n_flagged, ds.n_rows, fpr, worse)
+    level, evidence = _split_evidence(status.get("representation_split", {}), level, evidence)
     top = max(excesses, key=lambda e: e.fraction)
     label_issues = outputs.get("label_consistency")
     summary: dict[str, Any] = {
