@@ -38,3 +38,33 @@ def test_unmodified_real_data_is_not_called_poisoned(name: str) -> None:
     result = poisonguard.scan(LOADERS[name](), label="label", seed=0)
     assert result.verdict != "poisoned", result.summary["evidence"]
     assert result.summary["flagged_fraction"] <= 2 * 0.01
+
+
+def test_mnist_backdoor_is_found_in_a_cnn_representation_and_clean_features_are_not_split() -> None:
+    """A small CNN trained on MNIST with a 5% BadNets patch (benchmarks/representation): the split detector names
+    the target class and the poisoned share from the penultimate features alone; the same CNN trained on the
+    clean rows gives features where no class splits significantly."""
+    pytest.importorskip("torch")
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "representation"))
+    from images import poison, train_cnn
+
+    from poisonguard.representation import class_splits, split_row_pvalues
+    from poisonguard.torch_features import penultimate_features
+
+    df = LOADERS["mnist"]()
+    X = df.drop(columns="label").to_numpy(np.float32).reshape(-1, 28, 28) / 255.0
+    y = df["label"].to_numpy().astype(np.int64)
+    p = poison(X, y, "badnets", 0.05, target=4, seed=1)
+    feats = penultimate_features(train_cnn(p.X, p.y, n_classes=10, seed=1), p.X[:, None], device="cpu")
+    splits = class_splits(feats, p.y, seed=0)
+    top = min(splits, key=lambda s: s.pvalue)
+    assert top.label == 4 and top.pvalue <= 0.05, [(s.label, s.z, s.pvalue) for s in splits]
+    assert abs(top.share - p.mask[p.y == 4].mean()) < 0.03
+    pv = np.ones(len(y))
+    for s in splits:
+        pv[s.rows] = split_row_pvalues(s)
+    assert roc_auc_score(p.mask, -np.log(pv)) > 0.98
+    clean = penultimate_features(train_cnn(X, y, n_classes=10, seed=1), X[:, None], device="cpu")
+    assert min(s.pvalue for s in class_splits(clean, y, seed=0)) > 0.01
