@@ -228,9 +228,10 @@ class ClassSplit:
     """How one class splits along its best direction in coordinates whitened by the other classes.
 
     ``suspect`` marks (within the class, in row order) the group that sits farther from the other classes along
-    that direction: a trigger is a feature no clean row of any class carries. ``separation`` is measured on held-out
-    rows (``_held_out_separation``); ``z`` compares it with the other classes' (robust z of log separation); ``pvalue`` is its Student-t tail
-    (4 degrees of freedom), Bonferroni-corrected over the classes compared. The tail is heavier than a normal's
+    that direction: a trigger is a feature no clean row of any class carries. ``separation`` is measured on
+    held-out rows (``_held_out_separation``); ``z`` compares it with the other classes' (robust z of log
+    separation); ``pvalue`` is its Student-t tail (4 degrees of freedom), Bonferroni-corrected over the classes
+    compared. The tail is heavier than a normal's
     because clean classes' z is: over 708 clean class splits of CNN features (MNIST, Fashion-MNIST) its 99th
     percentile was 3.3 and its maximum 6.1, where t(4) expects 1.5% above 3.3 and 1.3 of 708 above 6.1.
     """
