@@ -384,16 +384,21 @@ def class_splits(E: np.ndarray, y: np.ndarray, *, seed: int = 0, dims: int = MAX
 
 
 def split_row_pvalues(split: ClassSplit) -> np.ndarray:
-    """Per row of the class: ``max(class p-value, row p-value)``. The row's p-value says how far it lies from the
-    main group toward the suspect side (robust z of the main group's projections, Student-t tail), so that only
-    a class that splits significantly *and* a row well inside its separate group can be flagged."""
+    """Per row of the class: ``max(class p-value x group share, row p-value)``.
+
+    The row's p-value says how far it lies from the main group toward the suspect side (robust z of the main
+    group's projections, Student-t tail), so that only a class that splits significantly *and* a row well inside
+    its separate group can be flagged. The class's p-value is scaled by the share of the class in the separate
+    group: on clean data a class splits this sharply with probability ``p`` and then flags that share of its rows,
+    so the expected share of its rows flagged at level ``t`` stays ``t``, the false-alarm rate fusion budgets for.
+    """
     from scipy.stats import t as student_t
 
     main = split.projection[~split.suspect] if (~split.suspect).any() else split.projection
     med = float(np.median(main))
     mad = max(float(np.median(np.abs(main - med))) * 1.4826, 1e-9)
     q = student_t.sf((split.projection - med) / mad, SPLIT_TAIL_DF)
-    return np.maximum(split.pvalue, q)
+    return np.maximum(split.pvalue * split.share, q)
 
 
 # --- derived representation for tabular data --------------------------------------------------------------------
