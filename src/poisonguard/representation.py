@@ -383,14 +383,21 @@ def class_splits(E: np.ndarray, y: np.ndarray, *, seed: int = 0, dims: int = MAX
     return judged
 
 
-def split_row_pvalues(split: ClassSplit) -> np.ndarray:
-    """Per row of the class: ``max(class p-value x group share, row p-value)``.
+SPLIT_ALPHA = 0.01  # a class is declared split (its separate group flagged) at this family-wise level
+SPLIT_SILENT = 0.05  # rows of undeclared classes get p-values above this: fusion's adaptive level never reaches it
 
-    The row's p-value says how far it lies from the main group toward the suspect side (robust z of the main
-    group's projections, Student-t tail), so that only a class that splits significantly *and* a row well inside
-    its separate group can be flagged. The class's p-value is scaled by the share of the class in the separate
-    group: on clean data a class splits this sharply with probability ``p`` and then flags that share of its rows,
-    so the expected share of its rows flagged at level ``t`` stays ``t``, the false-alarm rate fusion budgets for.
+
+def split_row_pvalues(split: ClassSplit, alpha: float = SPLIT_ALPHA) -> np.ndarray:
+    """Per row of the class, a p-value that flags the separate group of a *declared* class only.
+
+    The decision is made per class, not per row: the rows of a separate group share one piece of evidence (the
+    class's split), so per-row error control, and fusion's adaptive level (which treats many small p-values as
+    many independent findings), would let a second, merely bimodal class ride on a real one. A class is declared
+    when its p-value (already Bonferroni-corrected over the classes) is at most ``alpha``: on clean data that
+    happens to at most ``alpha`` of data sets. In a declared class, a row of the separate group gets
+    ``q * p_class``, where ``q`` says how far it lies from the main group toward the suspect side (robust z of
+    the main group's projections, Student-t tail); every other row gets ``SPLIT_SILENT + (1 - SPLIT_SILENT) * x``
+    with ``x`` its evidence (``max(p_class x share, q)``): never flagged, still ranked.
     """
     from scipy.stats import t as student_t
 
@@ -398,7 +405,10 @@ def split_row_pvalues(split: ClassSplit) -> np.ndarray:
     med = float(np.median(main))
     mad = max(float(np.median(np.abs(main - med))) * 1.4826, 1e-9)
     q = student_t.sf((split.projection - med) / mad, SPLIT_TAIL_DF)
-    return np.maximum(split.pvalue * split.share, q)
+    silent = SPLIT_SILENT + (1 - SPLIT_SILENT) * np.maximum(split.pvalue * split.share, q)
+    if split.pvalue > alpha:
+        return silent
+    return np.where(split.suspect, q * split.pvalue, silent)
 
 
 # --- derived representation for tabular data --------------------------------------------------------------------
@@ -489,6 +499,7 @@ def published_activation_clustering(
 
 __all__ = [
     "MAX_DIMS",
+    "SPLIT_ALPHA",
     "ClassSplit",
     "Split",
     "class_splits",

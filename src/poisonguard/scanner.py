@@ -20,16 +20,16 @@ from .fusion import excess, fuse, top_reasons, verdict
 from .io import Dataset, load_dataset
 from .result import ScanResult
 
-SPLIT_SUSPICIOUS = 0.01  # a class split this significant makes a clean verdict suspicious even without flags
-
 
 def _split_evidence(info: Mapping[str, Any], level: str, evidence: list[str]) -> tuple[str, list[str]]:
     """Name the class the representation splits (the likely backdoor target) and its separate group's size.
 
-    A split can be significant as a class-level test while no single row is below its detector's flag level
-    (its rows share one p-value, the class's); such a data set is ``suspicious`` rather than ``clean``.
+    A declared split (class p-value at most ``SPLIT_ALPHA``) whose rows all stayed above the fused flag level
+    leaves a data set ``suspicious`` rather than ``clean``.
     """
-    classes = [c for c in info.get("classes") or [] if c["pvalue"] <= SPLIT_SUSPICIOUS]
+    from .representation import SPLIT_ALPHA
+
+    classes = [c for c in info.get("classes") or [] if c["pvalue"] <= SPLIT_ALPHA]
     if not classes:
         return level, evidence
     c = classes[0]
