@@ -98,7 +98,7 @@ def predict(model: Any, X: np.ndarray, device: str = "cpu") -> np.ndarray:
             model(torch.tensor(X[i : i + 512, None], dtype=torch.float32).to(device)).argmax(1).cpu().numpy()
             for i in range(0, len(X), 512)
         ]
-    return np.concatenate(out)
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
 def asr(model: Any, X_test: np.ndarray, y_test: np.ndarray, attack: str, target: int, seed: int) -> float:
