@@ -312,6 +312,32 @@ def summarise(records: list[dict[str, Any]], out: Path, command: str) -> None:
                 f"| {a} | {fmt(r['auroc_scan'])} | {fmt(r['auroc_split'])} | {fmt(r['auroc_spectral'])} | {fmt(r['auroc_spectral_signatures_published'])} | "
                 f"{fmt(r['auroc_activation_clustering_published'])} | {fmt(r['auroc_oracle'])} | {fmt(r['asr'], 2)} | {fmt(r['sanitized_asr'], 2)} |"
             )
+        working = poisoned[poisoned["asr"] >= 0.5]
+        if len(working):
+            w = working.groupby(["attack", "rate"]).agg(
+                runs=("seed", "size"),
+                scan=("auroc_scan", "mean"),
+                split=("auroc_split", "mean"),
+                ss=("auroc_spectral_signatures_published", "mean"),
+                ac=("auroc_activation_clustering_published", "mean"),
+                recall=("flag_recall", "mean"),
+                asr=("asr", "mean"),
+                asr_after=("sanitized_asr", "mean"),
+                asr_ss=("ss_sanitized_asr", "mean"),
+            )
+            lines += [
+                "",
+                "## Runs where the backdoor works (ASR >= 0.5), per attack and rate (all data sets and seeds)",
+                "",
+                "| attack | rate | runs | scan | split (in scan) | SS published | AC published | flag recall | ASR before | ASR after scan | ASR after SS |",
+                "|---|---|---|---|---|---|---|---|---|---|---|",
+            ]
+            for (a, rate), r in w.iterrows():
+                lines.append(
+                    f"| {a} | {rate:.0%} | {int(r['runs'])} | {fmt(r['scan'])} | {fmt(r['split'])} | {fmt(r['ss'])} | "
+                    f"{fmt(r['ac'])} | {fmt(r['recall'], 2)} | {fmt(r['asr'], 2)} | {fmt(r['asr_after'], 2)} | "
+                    f"{fmt(r['asr_ss'], 2)} |"
+                )
     out.write_text("\n".join(lines) + "\n")
 
 
