@@ -89,13 +89,18 @@ def test_deterministic_per_seed() -> None:
 
 
 def test_a_significant_split_without_flags_makes_the_verdict_suspicious() -> None:
-    from poisonguard.scanner import _split_evidence
+    from poisonguard.detectors.representation_split import finding
+    from poisonguard.scanner import _findings
+
+    def judge(classes: list[dict], level: str, evidence: list[str]) -> tuple[str, list[str]]:
+        line = finding(classes)
+        return _findings({"representation_split": {"finding": line} if line else {}}, level, evidence)
 
     row = {"class": "7", "rows": 800, "separate_group": 120, "share": 0.15, "separation": 9.1, "z": 6.8}
-    level, evidence = _split_evidence({"classes": [{**row, "pvalue": 0.004}]}, "clean", ["0 rows flagged"])
+    level, evidence = judge([{**row, "pvalue": 0.004}], "clean", ["0 rows flagged"])
     assert level == "suspicious" and "'7'" in evidence[0] and "120 rows (15% of the class)" in evidence[0]
-    level, evidence = _split_evidence({"classes": [{**row, "pvalue": 0.3}]}, "clean", ["0 rows flagged"])
+    level, evidence = judge([{**row, "pvalue": 0.3}], "clean", ["0 rows flagged"])
     assert level == "clean" and evidence == ["0 rows flagged"]
-    level, evidence = _split_evidence({"classes": [{**row, "pvalue": 1e-4}]}, "poisoned", ["label: 90 rows"])
+    level, evidence = judge([{**row, "pvalue": 1e-4}], "poisoned", ["label: 90 rows"])
     assert level == "poisoned" and len(evidence) == 2
-    assert _split_evidence({"abstained": "2 classes"}, "clean", []) == ("clean", [])
+    assert _findings({"representation_split": {"abstained": "2 classes"}}, "clean", []) == ("clean", [])

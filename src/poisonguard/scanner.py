@@ -21,27 +21,15 @@ from .io import Dataset, load_dataset
 from .result import ScanResult
 
 
-def _split_evidence(info: Mapping[str, Any], level: str, evidence: list[str]) -> tuple[str, list[str]]:
-    """Name the class the representation splits (the likely backdoor target) and its separate group's size.
-
-    A declared split (class p-value at most ``SPLIT_ALPHA``) whose rows all stayed above the fused flag level
-    leaves a data set ``suspicious`` rather than ``clean``.
-    """
-    from .representation import SPLIT_ALPHA
-
-    classes = [c for c in info.get("classes") or [] if c["pvalue"] <= SPLIT_ALPHA]
-    if not classes:
+def _findings(status: Mapping[str, Mapping[str, Any]], level: str, evidence: list[str]) -> tuple[str, list[str]]:
+    """Data-set level findings that detectors report in their info (``info["finding"]``): each joins the
+    evidence, and one that no flagged row backs leaves the data set ``suspicious`` rather than ``clean``."""
+    found = [str(info["finding"]) for info in status.values() if info.get("finding")]
+    if not found:
         return level, evidence
-    c = classes[0]
-    line = (
-        f"representation_split: class '{c['class']}' falls into two groups in the model's representation far more "
-        f"sharply than the other classes (z = {c['z']}, p = {c['pvalue']:.2g}); the separate group of "
-        f"{c['separate_group']:,} rows ({c['share']:.0%} of the class) is the likely poison, '{c['class']}' the "
-        "likely backdoor target"
-    )
     if level == "clean":
-        return "suspicious", [line + " (too weak to flag single rows: see the representation_split_score column)"]
-    return level, [*evidence, line]
+        return "suspicious", [f + " (too weak to flag single rows: see the detector's score column)" for f in found]
+    return level, [*evidence, *found]
 
 
 def _detectors(
@@ -266,7 +254,7 @@ def _scan_dataset(
     ]
     n_flagged = int(fused.flagged.sum())
     level, evidence = verdict(excesses, n_flagged, ds.n_rows, fpr, worse)
-    level, evidence = _split_evidence(status.get("representation_split", {}), level, evidence)
+    level, evidence = _findings(status, level, evidence)
     top = max(excesses, key=lambda e: e.fraction)
     label_issues = outputs.get("label_consistency")
     summary: dict[str, Any] = {

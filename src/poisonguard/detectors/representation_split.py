@@ -9,11 +9,13 @@ abstains and says so in its info.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..context import ScanContext
 from ..errors import ConfigError
-from ..representation import SPLIT_MIN_CLASSES, class_splits, split_row_pvalues
+from ..representation import SPLIT_ALPHA, SPLIT_MIN_CLASSES, class_splits, split_row_pvalues
 from .base import Detector, DetectorOutput, explain, register
 
 
@@ -51,6 +53,9 @@ class RepresentationSplitDetector(Detector):
             }
             for s in sorted(splits, key=lambda s: s.pvalue)[:5]
         ]
+        line = finding(self.info["classes"])
+        if line:
+            self.info["finding"] = line
 
     def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
         pv = self.pvalues_[rows]
@@ -74,3 +79,17 @@ class RepresentationSplitDetector(Detector):
             "representation_split reads a representation, which incremental scans do not carry yet; scan the whole "
             "data with embeddings instead of --baseline."
         )
+
+
+def finding(classes: list[dict[str, Any]]) -> str | None:
+    """The data-set level finding for the scan's verdict: the most split class, when it is declared."""
+    declared = [c for c in classes if c["pvalue"] <= SPLIT_ALPHA]
+    if not declared:
+        return None
+    c = declared[0]
+    return (
+        f"representation_split: class '{c['class']}' falls into two groups in the model's representation far more "
+        f"sharply than the other classes (z = {c['z']}, p = {c['pvalue']:.2g}); the separate group of "
+        f"{c['separate_group']:,} rows ({c['share']:.0%} of the class) is the likely poison, '{c['class']}' the "
+        "likely backdoor target"
+    )
