@@ -156,3 +156,16 @@ def test_trimmed_tail_null_is_not_stretched_by_a_junk_block() -> None:
     # on clean data trimming changes nothing
     a, b = TailNull.fit(clean, shape=True, trim=True), TailNull.fit(clean, shape=True)
     assert (a.q50, a.q75, a.k) == (b.q50, b.q75, b.k) and a.sample.size == b.sample.size
+
+
+def test_separated_block_finds_a_far_block_and_not_a_heavy_tail() -> None:
+    from poisonguard.stats import separated_block
+
+    rng = np.random.default_rng(0)
+    body = rng.lognormal(size=5000)
+    assert separated_block(body) is None  # a heavy tail is continuous where 1% of rows lie beyond
+    assert separated_block(np.r_[body, body.max() * 50]) is None  # one far row is not a block
+    block = rng.uniform(80, 120, size=1000)  # a sixth of the data, far out
+    edge = separated_block(np.r_[body, block])
+    assert edge is not None and body.max() < edge <= block.min()
+    assert separated_block(np.r_[body, rng.uniform(80, 120, size=5000)]) is None  # half the data is no block

@@ -66,11 +66,12 @@ class TailNull:
     k: float = 1.0
 
     @classmethod
-    def fit(cls, stat: np.ndarray, *, shape: bool = False, trim: bool = False) -> TailNull:
+    def fit(cls, stat: np.ndarray, *, shape: bool = False, trim: bool = False, min_k: float = 1.0) -> TailNull:
         """``trim=True``: while the fitted tail holds significantly more than 5% of the rows at p <= 5%
         (binomial, 1e-3), refit without those rows (at most three times): a block of junk in the tail otherwise
-        stretches the null it is judged by."""
-        null = cls._fit(stat, shape=shape)
+        stretches the null it is judged by. ``min_k`` below 1 lets ``shape`` fit a tail heavier than exponential
+        (for statistics whose tail outgrows their body, such as a median of skewed columns)."""
+        null = cls._fit(stat, shape=shape, min_k=min_k)
         if not trim:
             return null
         s = null.sample
@@ -80,11 +81,11 @@ class TailNull:
             if c < 10 or binom.sf(c - 1, s.size, TRIM_LEVEL) > 1e-3 or c > 0.4 * s.size:
                 break
             s = s[~low]
-            null = cls._fit(s, shape=shape)
+            null = cls._fit(s, shape=shape, min_k=min_k)
         return null
 
     @classmethod
-    def _fit(cls, stat: np.ndarray, *, shape: bool) -> TailNull:
+    def _fit(cls, stat: np.ndarray, *, shape: bool, min_k: float = 1.0) -> TailNull:
         s = np.sort(np.asarray(stat, dtype=np.float64)[np.isfinite(stat)])
         if s.size == 0:
             s = np.zeros(1)
@@ -94,7 +95,7 @@ class TailNull:
             q75 = q50 + (mad if mad > 0 else max(float(np.std(s)), 1e-6)) * np.log(2.0)
         k = 1.0
         if shape and q90 > q75:
-            k = float(np.clip(np.log(np.log(5.0) / np.log(2.0)) / np.log((q90 - q50) / (q75 - q50)), 1.0, 2.0))
+            k = float(np.clip(np.log(np.log(5.0) / np.log(2.0)) / np.log((q90 - q50) / (q75 - q50)), min_k, 2.0))
         return cls(sample=s, q50=float(q50), q75=float(q75), k=k)
 
     @property
@@ -113,6 +114,27 @@ class TailNull:
         # the tail starts at 0.25 (r = 1); in the body the empirical p-value stays at or above it, which only
         # matters for small samples full of ties, where it could dip below and make p grow with the statistic
         return np.clip(np.where(above, tail, np.maximum(emp, 0.25)), EPS, 1.0)
+
+
+def separated_block(stat: np.ndarray, *, min_gap: float = 1.5, max_share: float = 0.4) -> float | None:
+    """The lower edge of a block of values at the top that a wide empty gap sets apart from the rest, or None.
+
+    A block of junk rows that is a large share of the data fills the top of any null fitted to the data, but a
+    statistic that measures *how far* a row lies keeps it apart: an empty stretch of at least ``min_gap``
+    interquartile ranges, with at least 1% of the rows (and 10) above it and at most ``max_share``. A continuous
+    tail, however heavy, has no such gap where 1% of the rows still lie beyond it.
+    """
+    s = np.sort(np.asarray(stat, dtype=np.float64)[np.isfinite(stat)])
+    n = s.size
+    q25, q75 = np.quantile(s, [0.25, 0.75]) if n else (0.0, 0.0)
+    lo, hi = int(np.floor((1 - max_share) * n)), n - max(10, int(np.ceil(0.01 * n)))
+    if hi <= lo or not q75 > q25:
+        return None
+    gaps = np.diff(s[lo : hi + 1])
+    i = int(np.argmax(gaps))
+    if gaps[i] < min_gap * (q75 - q25):
+        return None
+    return float(s[lo + i + 1])
 
 
 def sidak(pmin: np.ndarray, k: int) -> np.ndarray:

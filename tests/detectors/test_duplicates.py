@@ -8,6 +8,7 @@ import pytest
 
 from poisonguard.context import ScanContext
 from poisonguard.detectors import DetectorOutput, get_detector
+from poisonguard.detectors.duplicates import group_size_pvalues
 from synth import blobs, context
 
 N_BASE = 300
@@ -101,3 +102,38 @@ def test_jittered_copies_in_columns_with_a_tiny_spread_stay_one_group() -> None:
     groups = out.extra["duplicate_group"]
     assert len(set(groups[n:])) == 1
     assert out.pvalues[n:].max() < 1e-4
+
+
+def test_group_size_pvalues_follow_the_datas_own_duplication() -> None:
+    """Natural duplication (many pairs, some triples, a few larger groups) stays quiet; a group far beyond it
+    does not, and a handful of huge groups cannot set their own null."""
+    rng = np.random.default_rng(1)
+    for exponent, alpha in ((4.0, 1e-3), (3.0, 0.01)):  # a heavier natural tail needs a larger flood
+        natural = np.r_[np.ones(5000), rng.zipf(exponent, size=400) + 1]
+        assert group_size_pvalues(natural).min() > 0.01
+        flooded = np.r_[natural, [200, 220, 240]]
+        p = group_size_pvalues(flooded)
+        assert p[-3:].max() < alpha
+        assert p[:-3].min() > 0.01
+    # no natural duplicates at all: a single group of ten is already a flood; a pair is not
+    assert group_size_pvalues(np.r_[np.ones(1000), 10])[-1] < 1e-3
+    assert group_size_pvalues(np.r_[np.ones(1000), 2])[-1] > 0.05
+
+
+def test_a_flood_that_agrees_with_the_data_is_still_a_flood() -> None:
+    """Copies of a row that keep its label: the label model has nothing against them, but a group of 30 in
+    data without duplicates is improbable. The group (copies and the row they copy) is flagged, nothing else."""
+    frame, _ = blobs(n=N_BASE, n_flip=0, seed=7)
+    rng = np.random.default_rng(7)
+    flood = pd.concat([frame.iloc[[4]]] * N_FLOOD, ignore_index=True)
+    flood[FEATURES] += rng.normal(scale=1e-4, size=(N_FLOOD, len(FEATURES)))
+    data = pd.concat([frame, flood], ignore_index=True)
+    ctx = context(data)
+    det = get_detector("duplicates").fit(ctx)
+    det.against_[:] = False  # as if the label model agreed with every group
+    out = det.score(ctx, np.arange(ctx.n))
+    copies = np.arange(N_BASE, len(data))
+    assert out.pvalues[copies].max() < 1e-4
+    clean = np.setdiff1d(np.arange(N_BASE), [4])
+    assert (out.pvalues[clean] == 1.0).all()
+    assert det.info["rows_in_improbably_large_groups"] == N_FLOOD + 1

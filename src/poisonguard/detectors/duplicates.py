@@ -1,22 +1,75 @@
 """Duplicates and conflicts: floods of near-copies, and identical rows that carry different labels.
 
 Near-copies are rows within a tiny distance of each other in the metric view (5% of the median distance to the
-nearest distinct row), joined into groups. A group is a flood when its size is improbable under a Poisson model
-whose rate is the data's own duplication rate (floored, so natural pairs and triples stay quiet) and its label
-goes against what the rest of the data says (the label model, run first, tells). Identical
-features with different labels are conflicts; the rows holding the minority label are the suspects.
+nearest distinct row), joined into groups. A group is a flood when
+- its size is improbable under a Poisson model whose rate is the data's own duplication rate (floored, so natural
+  pairs and triples stay quiet) and its label goes against what the rest of the data says (the label model, run
+  first, tells); or
+- whatever its label, its size is improbable even under a heavy (zeta) tail fitted to how often the data
+  duplicates itself: real data repeats records (spam sent many times, template rows), but an attacker who floods
+  a region with hundreds of copies of a few rows leaves groups far beyond that tail. The rows of such a group
+  that carry its majority label are the suspects (a flood's copies, not the row they copy).
+Identical features with different labels are conflicts; the rows holding the minority label are the suspects.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import brentq
+from scipy.special import zeta
 from scipy.stats import poisson
 
 from ..context import ScanContext, duplicate_groups
+from ..stats import sidak
 from ._text import fmt_int, quote
 from .base import Detector, DetectorOutput, explain, register
 
 MIN_RATE = 0.25
+# groups needed before the tail is read from the ratio of triples to pairs (fewer: a few floods would set it)
+MIN_GROUPS_FOR_PAIR_TAIL = 30
+
+
+def _zeta_exponent(ratio: float, k0: int) -> float:
+    """Exponent ``s`` of a zeta law (``P(k) ~ k ** -s``, k >= 1) with ``P(k > k0 | k >= k0) = ratio``."""
+
+    def gap(s: float) -> float:
+        return float(zeta(s, k0 + 1) / zeta(s, k0)) - ratio
+
+    lo, hi = 1.0001, 80.0
+    if gap(lo) <= 0:
+        return lo
+    if gap(hi) >= 0:
+        return hi
+    return float(brentq(gap, lo, hi))
+
+
+def group_size_pvalues(sizes: np.ndarray) -> np.ndarray:
+    """P-value per group (``sizes``: rows per group, singletons included) that the data's own duplication would
+    make any group this large.
+
+    The number of extra copies in a group follows a zeta (discrete power) law, the classic model of repeat
+    counts, its exponent read from how the counts fall off at the smallest sizes: triples against pairs, and
+    where there are enough of them, groups of four against triples; the heavier of the two tails is used. With
+    few groups, the exponent comes from the share of rows that have any copy. All read only the smallest sizes,
+    so a few huge floods cannot set their own null. Sidak over all groups: a natural group is as likely to be
+    the large one as any other.
+    """
+    sizes = np.asarray(sizes, dtype=np.float64)
+    n_groups = float((sizes > 0).sum())
+    at_least = [float((sizes >= m).sum()) for m in range(5)]
+    if at_least[2] < MIN_GROUPS_FOR_PAIR_TAIL:
+        s = _zeta_exponent((at_least[2] + 0.5) / (n_groups + 1), 1)
+        sf = zeta(s, np.maximum(sizes, 1.0)) / zeta(s, 1.0)
+    else:
+        sf = np.zeros_like(sizes)
+        for m0 in (2, 3):
+            if at_least[m0] < MIN_GROUPS_FOR_PAIR_TAIL:
+                break
+            s = _zeta_exponent((at_least[m0 + 1] + 0.5) / (at_least[m0] + 1), m0 - 1)
+            extra = np.maximum(sizes - 1, m0 - 1)
+            sf = np.maximum(sf, at_least[m0] / n_groups * zeta(s, extra) / zeta(s, m0 - 1))
+    sf = np.where(sizes > 1, np.minimum(sf, 1.0), 1.0)
+    return sidak(sf, int(n_groups))
 
 
 @register("duplicates")
@@ -39,6 +92,12 @@ class DuplicatesDetector(Detector):
             self.against_ = mean_p[g.near] < 0.5
         else:
             self.against_ = np.ones(ctx.n, dtype=bool)
+        # a group far beyond the data's own duplication tail is a flood whatever its label; its majority-label
+        # rows are the copies (the row they copy may carry another label)
+        sizes = np.bincount(g.near)
+        near_key = g.near * n_classes + y
+        near_counts = np.bincount(near_key, minlength=sizes.size * n_classes).reshape(-1, n_classes)
+        self.p_size_ = np.where(near_counts.argmax(axis=1)[g.near] == y, group_size_pvalues(sizes)[g.near], 1.0)
         # label counts inside each exact group: share of the row's own label
         key = g.exact * n_classes + y
         own = np.bincount(key, minlength=(int(g.exact.max()) + 1) * n_classes)[key]
@@ -53,6 +112,7 @@ class DuplicatesDetector(Detector):
             "rows_in_near_groups": int((self.near_size_ > 1).sum()),
             "conflicting_rows": int((self.own_share_ < 1).sum()),
             "rows_in_groups_against_the_data": int(((self.near_size_ > 1) & self.against_).sum()),
+            "rows_in_improbably_large_groups": int((self.p_size_ < 0.001).sum()),
         }
 
     def _transfer(self, reference: ScanContext, ctx: ScanContext) -> None:
@@ -66,6 +126,7 @@ class DuplicatesDetector(Detector):
     def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
         m = self.near_size_[rows]
         p_flood = np.where((m > 1) & self.against_[rows], poisson.sf(m - 2, self.rate_), 1.0)
+        p_flood = np.minimum(p_flood, self.p_size_[rows])
         share = self.own_share_[rows]
         p_conflict = np.where(share < 1, share, 1.0)
         pv = np.minimum(1.0, 2 * np.minimum(p_flood, p_conflict))
