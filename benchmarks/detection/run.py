@@ -278,6 +278,14 @@ def summarise(records: list[dict[str, Any]], out: Path, command: str) -> None:
         "attacks). `best peer` is the best of cleanlab, IsolationForest and kNN disagreement.",
         "",
     ]
+    commits = pd.Series([r.get("commit", "?") for r in records]).value_counts()
+    if len(commits) > 1:
+        lines += [
+            "Records by commit (a rerun after a change replaces its cells, `--merge-from TAG`): "
+            + ", ".join(f"{c} {n}" for c, n in commits.items())
+            + ".",
+            "",
+        ]
     if not df.empty:
         tools = [c for c in df.columns if c.endswith("_auroc")]
         g = df.groupby(["dataset", "family", "attack", "rate"])
@@ -344,6 +352,12 @@ def main() -> None:
     ap.add_argument("--tag", default=None, help="suffix for the result files (detection-<tag>.md)")
     ap.add_argument("--resume", action="store_true", help="keep the records already in the JSONL file, run the rest")
     ap.add_argument("--summarise", action="store_true", help="only rewrite the summary from the JSONL file")
+    ap.add_argument(
+        "--merge-from",
+        metavar="TAG",
+        help="replace the records of the same (data set, attack, rate, seed) with those of detection-TAG.jsonl "
+        "(a rerun after a change), then rewrite the summary",
+    )
     a = ap.parse_args()
     plan = dict(QUICK if a.quick else FULL)
     for key in ("datasets", "rates", "seeds"):
@@ -355,6 +369,13 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     jsonl, md = RESULTS / f"{stem}.jsonl", RESULTS / f"{stem}.md"
     command = "python benchmarks/detection/run.py " + " ".join(sys.argv[1:])
+    if a.merge_from:
+        key = lambda r: (r["dataset"], r["attack"], float(r["rate"]), int(r["seed"]))  # noqa: E731
+        recs = {key(r): r for r in map(json.loads, filter(str.strip, jsonl.read_text().splitlines()))}
+        new = RESULTS / f"detection-{a.merge_from}.jsonl"
+        recs.update({key(r): r for r in map(json.loads, filter(str.strip, new.read_text().splitlines()))})
+        jsonl.write_text("".join(json.dumps(r, default=float) + "\n" for r in recs.values()))
+        a.summarise = True
     if a.summarise:
         recs = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
         summarise(recs, md, command.replace(" --summarise", ""))
