@@ -18,7 +18,6 @@ from poisonguard.representation import (
     published_spectral_signatures,
     que_class_scores,
     removed_mask,
-    split_scores,
 )
 
 
@@ -61,15 +60,6 @@ def test_robust_whitening_finds_the_block_where_the_top_direction_is_natural() -
     ss = roc_auc_score(mask, published_spectral_signatures(E, y, mask.mean()))
     assert que > 0.99
     assert que > ss
-
-
-def test_split_scores_estimates_the_poison_share_without_being_told() -> None:
-    E, y, mask = planted(share=0.1)
-    s = que_class_scores(E, y)
-    target = split_scores(s[y == 1])
-    assert abs(target.share - mask[y == 1].mean()) < 0.05
-    upper = s[y == 1] > target.threshold
-    assert mask[y == 1][upper].mean() > 0.6  # mostly poison (a random group would hold 20%)
 
 
 def test_load_embeddings_checks_shape_rows_and_values(tmp_path: Path) -> None:

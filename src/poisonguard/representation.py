@@ -165,39 +165,6 @@ def spectral_signature(E: np.ndarray) -> np.ndarray:
     return (X @ vt[0]) ** 2
 
 
-@dataclass(frozen=True)
-class Split:
-    """A two-group split of one class's 1-D scores: the high group's share and how far apart the groups are."""
-
-    share: float
-    separation: float  # gap between the groups' means in pooled standard deviations
-    threshold: float
-
-
-def split_scores(s: np.ndarray) -> Split:
-    """The best two-group split of log scores (Otsu's criterion, vectorised over sorted cut points).
-
-    Gives the poison rate of a class without being told it: the share of the upper group when the two groups
-    are far apart.
-    """
-    x = np.sort(np.log(np.maximum(np.asarray(s, dtype=np.float64), 1e-12)))
-    n = len(x)
-    if n < 4:
-        return Split(0.0, 0.0, float(np.inf))
-    c1 = np.cumsum(x)[:-1]
-    c2 = np.cumsum(x**2)[:-1]
-    k = np.arange(1, n)
-    m1 = c1 / k
-    m2 = (x.sum() - c1) / (n - k)
-    between = k * (n - k) * (m1 - m2) ** 2 / n**2
-    lo = max(1, int(0.5 * n))  # the upper group is the minority
-    i = lo - 1 + int(np.argmax(between[lo - 1 :]))
-    var1 = c2[i] / k[i] - m1[i] ** 2
-    var2 = ((x**2).sum() - c2[i]) / (n - k[i]) - m2[i] ** 2
-    pooled = np.sqrt(max((k[i] * var1 + (n - k[i]) * var2) / n, 1e-12))
-    return Split(share=float((n - k[i]) / n), separation=float((m2[i] - m1[i]) / pooled), threshold=float(np.exp(x[i])))
-
-
 def que_class_scores(E: np.ndarray, y: np.ndarray, *, alpha: float = 4.0, dims: int = MAX_DIMS) -> np.ndarray:
     """Per class: reduce, whiten robustly, QUE-score; each score divided by its class's median (a ranking).
 
@@ -503,7 +470,6 @@ __all__ = [
     "MAX_DIMS",
     "SPLIT_ALPHA",
     "ClassSplit",
-    "Split",
     "class_splits",
     "global_reduce",
     "leaf_embedding",
@@ -517,5 +483,4 @@ __all__ = [
     "robust_whiten",
     "spectral_signature",
     "split_row_pvalues",
-    "split_scores",
 ]
