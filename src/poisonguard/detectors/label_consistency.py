@@ -1,7 +1,7 @@
 """Label consistency: out-of-fold class probabilities from cross-fitted gradient boosting.
 
-Each row is predicted by a model that never saw it; folds keep near-duplicate groups together, so a flood of
-copies cannot vouch for itself. A second cross-fitting pass on other folds weights every row by the first
+Each row is predicted by a model that never saw it; folds keep near-duplicate groups together, and a group
+weighs as one row in training, so a flood of copies can vouch neither for itself nor for another flood. A second cross-fitting pass on other folds weights every row by the first
 pass's p(observed label), so rows that look mislabelled pull the model less; the passes are averaged, which
 also halves the variance of a single split. The statistic is the self-confidence p(observed label), calibrated
 by one temperature; its p-value comes from the natural-ambiguity null in ``stats``. Confident learning
@@ -99,7 +99,11 @@ class LabelConsistencyDetector(Detector):
         prior = np.bincount(y, minlength=n_classes) / len(y)
         self.models = []
         total = np.zeros((ctx.n, n_classes), dtype=np.float64)
-        weight = None
+        # A group of near-copies counts once: a flood's weight of numbers would otherwise teach the fold models
+        # its label around every copied point, and the other floods' out-of-fold predictions would agree with it.
+        size = np.bincount(duplicate_groups(ctx).near)[duplicate_groups(ctx).near]
+        copies = None if (size == 1).all() else 1.0 / size
+        weight = copies
         # On small data OpenMP's fork/join costs more than it saves, and it degrades badly when other processes
         # share the CPU (CI runners, parallel tests): boost single-threaded there.
         threads = 1 if ctx.n * ctx.tree_X.shape[1] <= SINGLE_THREAD_CELLS else None
@@ -112,7 +116,7 @@ class LabelConsistencyDetector(Detector):
                 total += proba
                 # the next pass trusts each row as much as this one believes its label: likely poison weighs
                 # little, so it pulls the next model less toward itself
-                weight = proba[np.arange(ctx.n), y]
+                weight = proba[np.arange(ctx.n), y] * (1.0 if copies is None else copies)
         proba = total / passes
         self.temperature_ = temperature(proba, y, ctx.seed)
         proba = apply_temperature(proba, self.temperature_)
