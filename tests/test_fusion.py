@@ -197,3 +197,24 @@ def test_a_detector_with_a_plain_excess_earns_a_larger_level() -> None:
     assert f.flagged[clean_rows].sum() / f.flagged.sum() < 0.3
     # without adaptation the block stays mostly below the flag line
     assert fuse(junk, np.array([4.0, 1.0]), np.array([False, True]), 0.01, adapt=False).flagged[block].mean() < 0.5
+
+
+def test_a_detector_that_may_not_adapt_keeps_its_level_but_testifies_at_the_earned_one() -> None:
+    """The same block seen by a detector marked not to adapt (its clean rows' p-values are disturbed by the
+    poison): its flag level stays, the level it would have earned is reported, and the scan's verdict counts
+    the excess there."""
+    rng = np.random.default_rng(0)
+    n = 2_000
+    P = rng.uniform(size=(n, 2))
+    block = rng.choice(n, n // 10, replace=False)
+    P[block, 1] = rng.uniform(5e-4, 4e-3, size=len(block))
+    w, gated = np.array([4.0, 1.0]), np.array([False, True])
+    free = fuse(P, w, gated, 0.01)
+    held = fuse(P, w, gated, 0.01, adapts=np.array([True, False]))
+    np.testing.assert_allclose(held.levels, [0.008, 0.002])
+    assert held.earned[1] == free.levels[1] > held.levels[1]
+    assert held.flagged[block].mean() < 0.5 < free.flagged[block].mean()
+    ex = excess("d", int((P[:, 1] <= held.earned[1]).sum()), n, float(held.earned[1]), flags=False)
+    level, evidence = verdict([ex], int(held.flagged.sum()), n, 0.01, [])
+    assert level == "poisoned"
+    assert "not flagged at that level" in evidence[0]

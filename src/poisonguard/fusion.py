@@ -38,7 +38,8 @@ class Fused:
     flagged: np.ndarray
     threshold: float
     order: np.ndarray  # detector indices per row, most suspicious first
-    levels: np.ndarray  # per-detector flag level w_d * fpr
+    levels: np.ndarray  # per-detector flag level w_d * fpr (or the adaptive level it earned)
+    earned: np.ndarray  # the level each detector would earn if it could adapt (evidence for the verdict)
 
 
 FDR = 0.2
@@ -48,7 +49,7 @@ ADAPT_MAX_LEVEL = 0.05
 ADAPT_ALPHA = 1e-3
 
 
-def adapted_levels(pvalues: np.ndarray, levels: np.ndarray) -> np.ndarray:
+def adapted_levels(pvalues: np.ndarray, levels: np.ndarray, adapts: np.ndarray | None = None) -> np.ndarray:
     """Per detector, the Benjamini-Hochberg level at ``FDR`` (at most ``ADAPT_MAX_LEVEL``) when it selects at
     least ``ADAPT_MIN_FLAGS`` rows, more than its own level would, and that many small p-values are a significant
     excess over the null; its own level otherwise."""
@@ -58,6 +59,8 @@ def adapted_levels(pvalues: np.ndarray, levels: np.ndarray) -> np.ndarray:
         return out
     ranks = np.arange(1, n + 1)
     for j in range(d):
+        if adapts is not None and not adapts[j]:
+            continue
         p = np.sort(pvalues[:, j])
         ok = (p <= FDR * ranks / n) & (p <= ADAPT_MAX_LEVEL) & (ranks >= ADAPT_MIN_FLAGS)
         if not ok.any():
@@ -70,13 +73,23 @@ def adapted_levels(pvalues: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return out
 
 
-def fuse(pvalues: np.ndarray, weights: np.ndarray, gated: np.ndarray, fpr: float, *, adapt: bool = True) -> Fused:
-    """``pvalues`` is rows x detectors; ``weights`` and ``gated`` have one entry per detector."""
+def fuse(
+    pvalues: np.ndarray,
+    weights: np.ndarray,
+    gated: np.ndarray,
+    fpr: float,
+    *,
+    adapt: bool = True,
+    adapts: np.ndarray | None = None,
+) -> Fused:
+    """``pvalues`` is rows x detectors; ``weights``, ``gated`` and ``adapts`` (which detectors may earn the
+    adaptive level; all by default) have one entry per detector."""
     w = np.asarray(weights, dtype=np.float64)
     w = w / w.sum()
     levels = w * fpr
+    earned = adapted_levels(pvalues, levels) if adapt else levels
     if adapt:
-        levels = adapted_levels(pvalues, levels)
+        levels = earned if adapts is None else np.where(np.asarray(adapts, dtype=bool), earned, levels)
     # a detector's effective share of the budget is its level over fpr (its weight, unless it earned more)
     ratio = pvalues * (fpr / levels)
     silent = np.asarray(gated, dtype=bool)[None, :] & (pvalues > levels[None, :])
@@ -95,6 +108,7 @@ def fuse(pvalues: np.ndarray, weights: np.ndarray, gated: np.ndarray, fpr: float
         threshold=float(1.0 - fpr / r_max),
         order=np.argsort(ratio, axis=1, kind="stable"),
         levels=levels,
+        earned=earned,
     )
 
 
@@ -124,9 +138,11 @@ class Excess:
     low: float
     high: float
     pvalue: float
+    # False: counted at the level the detector would earn, for the verdict only (its rows are not flagged there)
+    flags: bool = True
 
 
-def excess(detector: str, flagged: int, n: int, level: float) -> Excess:
+def excess(detector: str, flagged: int, n: int, level: float, *, flags: bool = True) -> Excess:
     lo, hi = binom_interval(flagged, n)
     p = float(binom.sf(flagged - 1, n, level)) if flagged > 0 else 1.0
     return Excess(
@@ -137,6 +153,7 @@ def excess(detector: str, flagged: int, n: int, level: float) -> Excess:
         low=max(0.0, lo - level),
         high=max(0.0, hi - level),
         pvalue=p,
+        flags=flags,
     )
 
 
@@ -157,8 +174,9 @@ def verdict(
         if ex.pvalue >= alpha or ex.flagged < 5:
             continue
         strong = ex.flagged > 2 * ex.expected and ex.low >= 0.001 and ex.flagged >= 10
+        what = "rows flagged" if ex.flags else "rows beyond its null (not flagged at that level)"
         evidence.append(
-            f"{ex.detector}: {ex.flagged} rows flagged where clean data would give about {ex.expected:.0f} "
+            f"{ex.detector}: {ex.flagged} {what} where clean data would give about {ex.expected:.0f} "
             f"(at least {ex.low:.2%} of the rows beyond chance)"
         )
         if strong:

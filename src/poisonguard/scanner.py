@@ -222,7 +222,8 @@ def _scan_dataset(
     dets_by_name = {d.name: d for d in dets}
     weights = np.array([dets_by_name[n].weight for n in names])
     gated = np.array([dets_by_name[n].gated for n in names])
-    fused = fuse(P, weights, gated, fpr)
+    adapts = np.array([dets_by_name[n].adapts for n in names])
+    fused = fuse(P, weights, gated, fpr, adapts=adapts)
     reasons = top_reasons(R, P, fused.order)
     reasons = np.where(reasons == "", "nothing unusual", reasons)
 
@@ -249,8 +250,14 @@ def _scan_dataset(
     by_class = _breakdown(rows, "label", fpr, compare=False)
     by_source = _breakdown(rows, "source", fpr) if sources is not None else None
     worse = [] if by_source is None else by_source.loc[by_source["worse_than_rest"], "source"].astype(str).tolist()
+    # A detector that may not flag at the level it earned (its clean rows' p-values are disturbed by the poison)
+    # still testifies to the data set at that level: its excess passed a Bonferroni-corrected test to earn it.
+    flagged_by = [int((P[:, j] <= fused.levels[j]).sum()) for j in range(len(names))]
     excesses = [
-        excess(n, int((P[:, j] <= fused.levels[j]).sum()), ds.n_rows, fused.levels[j]) for j, n in enumerate(names)
+        excess(n, flagged_by[j], ds.n_rows, fused.levels[j])
+        if adapts[j] or fused.earned[j] <= fused.levels[j]
+        else excess(n, int((P[:, j] <= fused.earned[j]).sum()), ds.n_rows, fused.earned[j], flags=False)
+        for j, n in enumerate(names)
     ]
     n_flagged = int(fused.flagged.sum())
     level, evidence = verdict(excesses, n_flagged, ds.n_rows, fpr, worse)
@@ -293,9 +300,11 @@ def _scan_dataset(
             weight=float(weights[j] / weights.sum()),
             gated=bool(gated[j]),
             flag_level=float(fused.levels[j]),
-            flagged=excesses[j].flagged,
-            expected_on_clean=round(excesses[j].expected, 2),
+            flagged=flagged_by[j],
+            expected_on_clean=round(float(fused.levels[j]) * ds.n_rows, 2),
         )
+        if not excesses[j].flags:
+            status[n]["excess_level"] = float(fused.earned[j])
     info = {
         "detectors": status,
         "threshold_rule": "flag when min_d p_d / w_d <= fpr (weighted Bonferroni; gated detectors count only "

@@ -59,6 +59,9 @@ class Detector(ABC):
     weight: ClassVar[float] = 1.0
     # gated detectors only speak when they would flag on their own (see fusion)
     gated: ClassVar[bool] = True
+    # may earn a larger share of the budget when it plainly sees poison (fusion's adaptive level); only for
+    # detectors whose clean rows keep calibrated p-values when poison is present
+    adapts: ClassVar[bool] = True
     # a transferred copy refits its model on the new rows too: an incremental scan then calibrates it with the
     # trusted rows scored by that copy instead of their out-of-fold p-values
     refits_on_transfer: ClassVar[bool] = False
