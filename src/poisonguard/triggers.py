@@ -47,6 +47,8 @@ MAX_TRIGGER_COLUMNS = 6
 MAX_GRID_TRIGGER_COLUMNS = 64
 ROUNDS = 5
 GRID_COLUMNS = 100
+GRID_MIN_COLUMNS = 32  # below this, a table; from here, a grid when most columns share one range of values
+GRID_SHARED_RANGE = 0.5
 TIE = 0.1
 # A backdoor needs enough stamped rows to be learnt: half a percent of the rows (at least 5, at most 500).
 MIN_SUPPORT, SUPPORT_SHARE, SUPPORT_CAP = 5, 0.005, 500
@@ -217,10 +219,23 @@ class Tokens:
 
     @property
     def grid_like(self) -> bool:
-        """Hundreds of numeric columns (pixels, spectra): measurements on one grid, tied by the shapes of each
-        class. There every pair of ordinary values may be tied in one class only, so the pair test keeps only
-        values far outside a column's range (see ``discover``)."""
-        return len(self.columns) >= GRID_COLUMNS and np.mean(self.numeric) >= 0.9
+        """Hundreds of numeric columns (pixels, spectra), or dozens that share one scale (the columns of a small
+        image, 8 x 8 grey levels 0-16): measurements on one grid, tied by the shapes of each class. There every
+        pair of ordinary values may be tied in one class only, so the pair test keeps only values far outside a
+        column's range (see ``discover``). Tabular data with many numeric columns (word frequencies, amounts)
+        has a different range in nearly every column."""
+        if len(self.columns) < GRID_MIN_COLUMNS or np.mean(self.numeric) < 0.9:
+            return False
+        if len(self.columns) >= GRID_COLUMNS:
+            return True
+        ranges = []
+        for vals, num in zip(self.values, self.numeric, strict=True):
+            x = [float(v) for v in vals if num and isinstance(v, int | float | np.number) and not isinstance(v, bool)]
+            if x:
+                ranges.append((min(x), max(x)))
+        if not ranges:
+            return False
+        return pd.Series(ranges).value_counts().iloc[0] >= GRID_SHARED_RANGE * len(self.columns)
 
 
 def tokenize(frame: pd.DataFrame, columns: dict[str, str], *, min_count: int = MIN_SUPPORT) -> Tokens:

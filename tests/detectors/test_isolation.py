@@ -102,3 +102,22 @@ def test_the_far_view_abstains_on_sparse_columns() -> None:
     assert det.info["far_view"] is False
     frame, _ = _junk_block(300, 10, 4, seed=4)
     assert get_detector("isolation").fit(context(frame)).info["far_view"] is True
+
+
+def test_a_common_factor_behind_heavy_tailed_columns_is_no_junk() -> None:
+    """One wealth factor drives six amounts (lognormal): the rich are far out in every amount at once, naturally.
+    The forest's null must fit that heavier tail (with the shape held at exponential or lighter, 1.7% of these
+    clean rows fell below 1e-3 and the scan called the data poisoned)."""
+    import poisonguard as pg
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    wealth = rng.lognormal(0, 1.2, n)
+    X = np.column_stack([wealth * rng.lognormal(0, 0.3, n) for _ in range(6)] + [rng.normal(size=(n, 2))])
+    frame = pd.DataFrame(X, columns=[f"m{i}" for i in range(8)])
+    frame["label"] = np.where(X[:, 6] + rng.normal(size=n) > 0, "a", "b")
+    out = _score(frame)
+    assert (out.pvalues < 1e-3).mean() < 0.003
+    result = pg.scan(frame, label="label")
+    assert result.verdict == "clean"
+    assert result.summary["flagged_fraction"] < 0.01

@@ -221,3 +221,23 @@ def test_a_made_up_word_on_relabelled_texts_is_found() -> None:
 def test_natural_class_words_are_not_text_triggers() -> None:
     result = pg.scan(_texts(seed=2), label="label", types={"message": "text"})
     assert result.triggers == []
+
+
+def test_small_images_are_grid_like_and_their_shapes_are_no_trigger() -> None:
+    """scikit-learn's 8 x 8 digits (64 columns of grey levels 0-16): the classes' shapes tie ordinary pixel values
+    together in one class only. Read as a table they gave two "triggers" (center pixels blank -> '9') and 77
+    flagged rows on clean data; read as a grid (most columns share one range), none."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    frame = pd.DataFrame(digits.data, columns=[f"p{i}" for i in range(64)]).assign(label=digits.target.astype(str))
+    ds = pg.load_dataset(frame, label="label")
+    assert tokenize(ds.frame, ds.columns).grid_like
+    info = get_detector("trigger_pattern").fit(context(frame)).info
+    assert info["triggers"] == 0
+    # a table with as many numeric columns, each on its own scale (word frequencies, amounts), is no grid
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(
+        rng.exponential(size=(500, 64)) * rng.uniform(1, 100, size=64), columns=[f"c{i}" for i in range(64)]
+    )
+    assert not tokenize(table, dict.fromkeys(table.columns, "numeric")).grid_like
