@@ -67,20 +67,27 @@ class IsolationDetector(Detector):
             ~np.asarray(ctx.encoder.tree_categorical, dtype=bool) if ctx.encoder else np.ones(X.shape[1], bool)
         )
         Xs = self._view(X, sample)
+        self.far_null_: TailNull | None = None
+        self.info = {}
+        # A block of rows that the median distance sets apart by a wide empty gap is junk to both views: the
+        # forest is fitted and its null taken without it (in the forest's sample it masks itself, and at a tenth
+        # of the data it also sets the null's tail shape), and the far view's null is fitted below it.
+        far = self._far(Xs) if int(self.numeric_.sum()) >= FAR_MIN_COLUMNS else None
+        edge = None if far is None else separated_block(far)
+        keep = np.ones(len(Xs), dtype=bool) if edge is None else far < edge
+        self.info["block_rows_in_sample"] = int((~keep).sum())
         self.forest_ = IsolationForest(
             # 100 trees settle the score well; on very large data 50 do, at half the scoring cost
             n_estimators=int(self.param("n_estimators", 100 if ctx.n <= 300_000 else 50)),
-            max_samples=min(256, len(sample)),
+            max_samples=min(256, int(keep.sum())),
             random_state=ctx.seed,
-        ).fit(Xs)
+        ).fit(Xs[keep])
         # the forest scores its own sample; that distribution defines the null body
-        self.null_ = TailNull.fit(-self.forest_.score_samples(Xs[:20_000]), shape=True, trim=True, min_k=FOREST_MIN_K)
-        self.far_null_: TailNull | None = None
-        self.info = {}
-        if int(self.numeric_.sum()) >= FAR_MIN_COLUMNS:
-            far = self._far(Xs)
-            edge = separated_block(far)
-            body = far if edge is None else far[far < edge]
+        self.null_ = TailNull.fit(
+            -self.forest_.score_samples(Xs[keep][:20_000]), shape=True, trim=True, min_k=FOREST_MIN_K
+        )
+        if far is not None:
+            body = far[keep]
             q50, q75 = np.quantile(body, [0.5, 0.75])
             if float(np.mean(far == 0)) <= FAR_MAX_ZERO_SHARE and q75 > q50:
                 null = TailNull.fit(body, shape=True, min_k=FAR_MIN_K)
@@ -89,7 +96,6 @@ class IsolationDetector(Detector):
                 c = int((null.pvalue(body) <= 0.01).sum())
                 if binom.sf(c - 1, len(body), 0.01) > 1e-3:
                     self.far_null_ = null
-                    self.info["far_block_rows_in_sample"] = 0 if edge is None else int((far >= edge).sum())
         self.info["far_view"] = self.far_null_ is not None
 
     def _transfer(self, reference: ScanContext, ctx: ScanContext) -> None:
