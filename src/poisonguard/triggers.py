@@ -33,6 +33,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -217,7 +218,7 @@ class Tokens:
     numeric: list[bool]
     usable: list[np.ndarray]  # per column: code -> may take part (not the shared code of rare values)
 
-    @property
+    @cached_property
     def grid_like(self) -> bool:
         """Hundreds of numeric columns (pixels, spectra), or dozens that share one scale (the columns of a small
         image, 8 x 8 grey levels 0-16): measurements on one grid, tied by the shapes of each class. There every

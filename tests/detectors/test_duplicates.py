@@ -69,12 +69,17 @@ def test_clean_rows_say_nothing(flooded, scored) -> None:
     assert (out.pvalues[clean] == 1.0).all()
 
 
-def test_near_copies_are_grouped_like_exact_ones() -> None:
-    frame, _ = blobs(n=N_BASE, n_flip=0, seed=6)
-    rng = np.random.default_rng(6)
-    flood = pd.concat([frame.iloc[[3]]] * N_FLOOD, ignore_index=True)
+def _jittered_flood(seed: int, row: int) -> pd.DataFrame:
+    """Clean blobs plus N_FLOOD copies of ``row`` (same label), each jittered by 1e-4."""
+    frame, _ = blobs(n=N_BASE, n_flip=0, seed=seed)
+    rng = np.random.default_rng(seed)
+    flood = pd.concat([frame.iloc[[row]]] * N_FLOOD, ignore_index=True)
     flood[FEATURES] += rng.normal(scale=1e-4, size=(N_FLOOD, len(FEATURES)))
-    data = pd.concat([frame, flood], ignore_index=True)
+    return pd.concat([frame, flood], ignore_index=True)
+
+
+def test_near_copies_are_grouped_like_exact_ones() -> None:
+    data = _jittered_flood(seed=6, row=3)
     ctx = context(data)
     out = get_detector("duplicates").fit(ctx).score(ctx, np.arange(ctx.n))
     copies = np.arange(N_BASE, len(data))
@@ -123,11 +128,7 @@ def test_group_size_pvalues_follow_the_datas_own_duplication() -> None:
 def test_a_flood_that_agrees_with_the_data_is_still_a_flood() -> None:
     """Copies of a row that keep its label: the label model has nothing against them, but a group of 30 in
     data without duplicates is improbable. The group (copies and the row they copy) is flagged, nothing else."""
-    frame, _ = blobs(n=N_BASE, n_flip=0, seed=7)
-    rng = np.random.default_rng(7)
-    flood = pd.concat([frame.iloc[[4]]] * N_FLOOD, ignore_index=True)
-    flood[FEATURES] += rng.normal(scale=1e-4, size=(N_FLOOD, len(FEATURES)))
-    data = pd.concat([frame, flood], ignore_index=True)
+    data = _jittered_flood(seed=7, row=4)
     ctx = context(data)
     det = get_detector("duplicates").fit(ctx)
     det.against_[:] = False  # as if the label model agreed with every group

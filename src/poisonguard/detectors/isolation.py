@@ -9,15 +9,17 @@ every row is scored in batches; the p-value uses the tail model in ``stats`` so 
 cannot hide itself.
 
 A block of junk that is a sixth of the data defeats both: its rows mask each other in the forest's samples, and
-they fill the top of the null the forest is judged by. So a second, simpler view runs beside the forest: how far
-a row lies from each numeric column's median in robust scales, its *median* over the columns (a row far out in
-most of its columns at once; the medians and interquartile ranges it is measured with survive a quarter of junk,
-and the median over columns ignores the natural outliers of one or two heavy-tailed columns). Its tail model is
-exponential (heavy). It needs three numeric columns, and abstains where the statistic has no body to fit: a quarter
-of the rows at 0 (sparse counts at the median in most columns, pixels with a blank background), its median
-equal to its 75th percentile (a few small integer columns), or a null that puts significantly more than 1% of
-its own rows below 1%. The row's
-p-value is the Bonferroni minimum of the two.
+they fill the top of the null the forest is judged by (at a tenth they already set its tail shape). So a second,
+simpler view runs beside the forest: how far a row lies from each numeric column's median in robust scales, its
+*median* over the columns (a row far out in most of its columns at once; the medians and interquartile ranges it
+is measured with survive a quarter of junk, and the median over columns ignores the natural outliers of one or
+two heavy-tailed columns). A block at the top of that statistic that a wide empty gap sets apart
+(``stats.separated_block``: a natural tail is continuous) is left out of the forest's fit and of both nulls.
+Both tails may be heavier than exponential (a common factor behind heavy-tailed columns, the median of skewed
+columns). The second view needs three numeric columns, and abstains where its statistic has no body to fit: a
+quarter of the rows at 0 (sparse counts, pixels with a blank background), its median equal to its 75th
+percentile (a few small integer columns), or a null that puts significantly more than 1% of its own rows below
+1%. The row's p-value is the Bonferroni minimum of the two views.
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ class IsolationDetector(Detector):
         assert ctx.tree_X is not None
         V = self._view(ctx.tree_X, rows)
         pv = self.null_.pvalue(-self.forest_.score_samples(V))
-        far_null = getattr(self, "far_null_", None)
+        far_null = self.far_null_
         if far_null is None:
             p_far = np.ones_like(pv)
             scales = np.zeros_like(pv)

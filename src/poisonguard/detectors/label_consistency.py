@@ -1,12 +1,13 @@
 """Label consistency: out-of-fold class probabilities from cross-fitted gradient boosting.
 
 Each row is predicted by a model that never saw it; folds keep near-duplicate groups together, and a group
-weighs as one row in training, so a flood of copies can vouch neither for itself nor for another flood. A second cross-fitting pass on other folds weights every row by the first
-pass's p(observed label), so rows that look mislabelled pull the model less; the passes are averaged, which
-also halves the variance of a single split. The statistic is the self-confidence p(observed label), calibrated
-by one temperature; its p-value comes from the natural-ambiguity null in ``stats``. Confident learning
-(Northcutt, Jiang and Chuang, JAIR 2021) adds the per-class thresholds t_j = mean p_j over rows labelled j: a
-row labelled i whose p_j >= t_j for some j != i is a confident label issue, which the reason reports.
+weighs as one row in training, so a flood of copies can vouch neither for itself nor for another flood. A second
+cross-fitting pass on other folds weights every row by the first pass's p(observed label), so rows that look
+mislabelled pull the model less; the passes are averaged, which also halves the variance of a single split. The
+statistic is the self-confidence p(observed label), calibrated by one temperature; its p-value comes from the
+natural-ambiguity null in ``stats``. Confident learning (Northcutt, Jiang and Chuang, JAIR 2021) adds the
+per-class thresholds t_j = mean p_j over rows labelled j: a row labelled i whose p_j >= t_j for some j != i is a
+confident label issue, which the reason reports.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ class LabelConsistencyDetector(Detector):
         total = np.zeros((ctx.n, n_classes), dtype=np.float64)
         # A group of near-copies counts once: a flood's weight of numbers would otherwise teach the fold models
         # its label around every copied point, and the other floods' out-of-fold predictions would agree with it.
-        size = np.bincount(duplicate_groups(ctx).near)[duplicate_groups(ctx).near]
+        group = duplicate_groups(ctx).near
+        size = np.bincount(group)[group]
         copies = None if (size == 1).all() else 1.0 / size
         weight = copies
         # On small data OpenMP's fork/join costs more than it saves, and it degrades badly when other processes
