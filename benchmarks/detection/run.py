@@ -373,6 +373,9 @@ def main() -> None:
         key = lambda r: (r["dataset"], r["attack"], float(r["rate"]), int(r["seed"]))  # noqa: E731
         recs = {key(r): r for r in map(json.loads, filter(str.strip, jsonl.read_text().splitlines()))}
         new = RESULTS / f"detection-{a.merge_from}.jsonl"
+        if not new.exists() or not jsonl.exists():
+            print(f"error: --merge-from needs {jsonl} and {new}; run with --tag {a.merge_from} first", file=sys.stderr)
+            sys.exit(2)
         recs.update({key(r): r for r in map(json.loads, filter(str.strip, new.read_text().splitlines()))})
         jsonl.write_text("".join(json.dumps(r, default=float) + "\n" for r in recs.values()))
         a.summarise = True
