@@ -47,6 +47,9 @@ MAX_TRIGGER_COLUMNS = 6
 # on grid-like data (pixels) a patch stamps a block of neighbouring cells, and only out-of-range values take part
 MAX_GRID_TRIGGER_COLUMNS = 64
 ROUNDS = 5
+# weakly tied candidates (see ``discover``): the lowest tie examined, how many are checked, and the largest share
+# of a candidate's rows that the rest of the row may put in its class
+WEAK_PHI, WEAK_CHECKS, WEAK_MAX_AGREEMENT = 0.2, 5, 0.5
 GRID_COLUMNS = 100
 GRID_MIN_COLUMNS = 32  # below this, a table; from here, a grid when most columns share one range of values
 GRID_SHARED_RANGE = 0.5
@@ -55,6 +58,12 @@ TIE = 0.1
 MIN_SUPPORT, SUPPORT_SHARE, SUPPORT_CAP = 5, 0.005, 500
 MISSING = "<missing>"
 RARE = "<rare>"  # the shared value of codes held by too few rows; never part of a trigger
+
+
+RestCheck = Callable[["Trigger"], tuple[float, float]]
+"""Judges a candidate trigger by the rest of its rows: the share of ``trigger.rows`` (positions in the mined rows)
+that a model blind to the trigger's columns puts in its target class, and the p-value of so few under the share
+it puts of the class's other rows."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,8 @@ class Trigger:
     rest_agreement: float | None = None  # share of supporting rows a model without these columns puts in target
     rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False, compare=False)
     # the value pairs that were tested (column, value, column, value); a row of the target class carrying any of
-    # them is a trigger row, even where it lacks a column the trigger was completed with
+    # them is a trigger row, even where it lacks a column the trigger was completed with; none (a weakly tied
+    # trigger): a trigger row carries every condition
     pairs: tuple[tuple[str, Any, str, Any], ...] = field(default=(), repr=False, compare=False)
     # "values": each column holds its value; "token": each (text) column contains the word
     kind: str = "values"
@@ -602,12 +612,18 @@ def discover(
     *,
     min_support: int | None = None,
     groups: np.ndarray | None = None,
+    rest_check: RestCheck | None = None,
     **options: Any,
 ) -> tuple[list[Trigger], np.ndarray, dict[str, Any]]:
     """Triggers in tokenised rows, and a per-row p-value (1 for rows that carry none). Pure: arrays in.
 
     A row's p-value is the corrected p-value of the trigger it carries in its class. ``groups`` (near-duplicate
     group per row, from the scan) makes near-copies count once; without it exact copies do.
+
+    ``rest_check`` widens the search to weakly tied pairs (phi from ``WEAK_PHI``): a trigger built of values
+    that are common in the target class anyway (a rare but valid category, a period) is tied there only
+    loosely, because the natural holders of each value dilute the tie. Such a candidate stands only when the
+    rest of its rows contradicts the label (see ``RestCheck``); without a check, only strong ties count.
     """
     codes = tokens.codes
     n = len(codes)
@@ -629,12 +645,18 @@ def discover(
     row_p = np.ones(n)
     triggers: list[Trigger] = []
     pool = sample
+    min_phi = float(options.pop("min_phi", 0.5))
+    mine_phi = min(min_phi, WEAK_PHI) if rest_check is not None else min_phi
+    weak: list[PairPattern] = []
     for _ in range(ROUNDS):
-        pairs, round_info = mine_pairs(codes[pool], y[pool], len(classes), min_support=min_support, **options)
+        pairs, round_info = mine_pairs(
+            codes[pool], y[pool], len(classes), min_support=min_support, min_phi=mine_phi, **options
+        )
         info["rounds"] += 1
         for k in ("tokens", "pairs_tested", "pairs_kept"):
             info[k] = info.get(k, 0) + round_info.get(k, 0)
-        found = _triggers(tokens, y, classes, pool, pairs, options.get("eligible"))
+        weak = [p for p in pairs if p.phi < min_phi]
+        found = _triggers(tokens, y, classes, pool, [p for p in pairs if p.phi >= min_phi], options.get("eligible"))
         if not found:
             break
         # one per round, the most class-specific tie first: the others are judged again without its rows
@@ -644,9 +666,58 @@ def discover(
         taken = np.zeros(n, dtype=bool)
         taken[best.rows] = True
         pool = pool[~taken[pool]]
+        weak = []  # mined before this trigger's rows left the pool: judged in the next round
+    if rest_check is not None and weak:
+        confirmed, info["weak_checked"] = _confirm_weak(tokens, y, classes, pool, weak, options, rest_check)
+        for t in confirmed:
+            triggers.append(t)
+            row_p[t.rows] = np.minimum(row_p[t.rows], t.pvalue)
     triggers.sort(key=lambda t: t.pvalue)
     info["triggers"] = len(triggers)
     return triggers, row_p, info
+
+
+def _confirm_weak(
+    tokens: Tokens,
+    y: np.ndarray,
+    classes: Sequence[Any],
+    pool: np.ndarray,
+    weak: list[PairPattern],
+    options: Mapping[str, Any],
+    rest_check: RestCheck,
+) -> tuple[list[Trigger], int]:
+    """Weakly tied candidates whose rows the rest of the data contradicts; the others are natural rules.
+
+    A candidate's rows are those of its class carrying every value of it (its pairs alone would take in the
+    natural holders of each value). It stands when a model blind to its columns puts at most half of those rows in
+    the class, and significantly fewer than it puts of the class's other rows (Bonferroni over the candidates
+    checked; the candidate's p-value is the larger of the mining and the check p-values).
+    """
+    codes = tokens.codes
+    alpha = float(options.get("alpha", 1e-3))
+    candidates = sorted(
+        _triggers(tokens, y, classes, pool, weak, options.get("eligible")), key=lambda t: (-t.specificity, t.pvalue)
+    )[:WEAK_CHECKS]
+    out: list[Trigger] = []
+    for t in candidates:
+        k = list(map(str, classes)).index(str(t.target))
+        all_of = y == k
+        for col, value in t.conditions.items():
+            j = tokens.columns.index(col)
+            all_of &= np.isin(codes[:, j], np.flatnonzero([_same(v, value) for v in tokens.values[j]]))
+        rows = np.flatnonzero(all_of)
+        if len(rows) == 0:
+            continue
+        t = replace(t, rows=rows, pairs=(), support=len(rows))
+        agreement, p = rest_check(t)
+        p = min(1.0, p * len(candidates))
+        if agreement <= WEAK_MAX_AGREEMENT and p <= alpha:
+            out.append(replace(t, rest_agreement=agreement, pvalue=max(t.pvalue, p)))
+    return out, len(candidates)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and _jsonable(a) == _jsonable(b))
 
 
 TEXT_MIN_PURITY = 0.95
@@ -750,12 +821,14 @@ def find_triggers(
     *,
     seed: int = 0,
     groups: np.ndarray | None = None,
+    rest_check: RestCheck | None = None,
     **options: Any,
 ) -> tuple[list[Trigger], np.ndarray, dict[str, Any]]:
     """Triggers in a table: mined on a seeded sample of at most ``MINE_SAMPLE`` rows, then located in every row.
 
     Returns the triggers (``rows``, ``support`` and ``carriers`` refer to the whole table) and a per-row p-value.
     Time and memory grow with the sample for the mining, and linearly with the rows for the locating.
+    ``rest_check`` (see ``discover``) receives row positions in ``frame``.
     """
     n = len(frame)
     y = np.asarray(y, dtype=np.int64)
@@ -763,8 +836,14 @@ def find_triggers(
     if n > MINE_SAMPLE:
         sample = np.sort(np.random.default_rng(seed).choice(n, MINE_SAMPLE, replace=False))
     tokens = tokenize(frame.iloc[sample], columns)
+    check = None if rest_check is None else (lambda t: rest_check(replace(t, rows=sample[t.rows])))
     found, _, info = discover(
-        tokens, y[sample], classes, groups=None if groups is None else np.asarray(groups)[sample], **options
+        tokens,
+        y[sample],
+        classes,
+        groups=None if groups is None else np.asarray(groups)[sample],
+        rest_check=check,
+        **options,
     )
     info["mined_rows"] = len(sample)
     row_p = np.ones(n)
@@ -772,13 +851,13 @@ def find_triggers(
     cls_index = {str(c): i for i, c in enumerate(classes)}
     for t in found:
         in_class = y == cls_index[str(t.target)]
-        carried = np.zeros(n, dtype=bool)
-        for ca, va, cb, vb in t.pairs:
-            carried |= _equals(frame[ca], va) & _equals(frame[cb], vb)
-        carried &= in_class
         all_of = np.ones(n, dtype=bool)
         for col, value in t.conditions.items():
             all_of &= _equals(frame[col], value)
+        carried = np.zeros(n, dtype=bool) if t.pairs else all_of.copy()  # no pairs: a row carries every value
+        for ca, va, cb, vb in t.pairs:
+            carried |= _equals(frame[ca], va) & _equals(frame[cb], vb)
+        carried &= in_class
         row_p[carried] = np.minimum(row_p[carried], t.pvalue)
         located.append(
             replace(
@@ -806,6 +885,7 @@ def find_triggers(
 
 __all__ = [
     "PairPattern",
+    "RestCheck",
     "Tokens",
     "Trigger",
     "discover",

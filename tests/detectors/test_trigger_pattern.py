@@ -38,8 +38,8 @@ def _table(seed: int, n: int = N) -> pd.DataFrame:
 def _stamp(frame: pd.DataFrame, seed: int, rate: float, *, dirty: bool) -> tuple[pd.DataFrame, np.ndarray]:
     """In-range trigger (a rare region, 3% of rows, and a rare job, 2%) on ``rate`` of the rows, all 'bad'.
 
-    Neither value says anything about the label in clean data. (A trigger value that clean data already ties to
-    the target, such as a long loan term, is out of reach at 1%: the in-class tie stays below ``min_phi``.)"""
+    Neither value says anything about the label in clean data (see ``test_a_trigger_of_values_common_in_the_target``
+    for values that do)."""
     rng = np.random.default_rng(seed + 1)
     out = frame.copy()
     pool = np.flatnonzero(out["label"] != "bad") if dirty else np.flatnonzero(out["label"] == "bad")
@@ -72,6 +72,32 @@ def test_stamped_rows_are_found_and_nothing_else(dirty: bool, rate: float) -> No
     assert (trig.rest_agreement < 0.5) == dirty
     assert "region = 'H' and job = 'artist'" in trig.describe()
     assert all("backdoor trigger" in r for r in out.reasons[mask])
+
+
+@pytest.mark.parametrize("dirty", [True, False], ids=["dirty-label", "clean-label"])
+def test_a_trigger_of_values_common_in_the_target(dirty: bool) -> None:
+    """Tabdoor-like: a long loan term (which clean data ties to 'bad') and a common region, stamped on 3% of the rows.
+
+    The natural holders of each value dilute the tie inside 'bad' below ``min_phi``; relabelled rows are still
+    found because the rest of each row says 'good'. A clean-label stamp on such values cannot be told from a
+    natural rule, and is left alone."""
+    frame = _table(seed=6)
+    rng = np.random.default_rng(7)
+    pool = np.flatnonzero(frame["label"] != "bad") if dirty else np.flatnonzero(frame["label"] == "bad")
+    rows = rng.choice(pool, int(0.03 * N), replace=False)
+    frame.loc[rows, ["months", "region", "label"]] = [48, "D", "bad"]
+    mask = np.zeros(N, dtype=bool)
+    mask[rows] = True
+    ctx = context(frame)
+    det = get_detector("trigger_pattern").fit(ctx)
+    if not dirty:
+        assert det.triggers_ == []
+        return
+    (trig,) = det.triggers_
+    assert trig.conditions == {"months": 48, "region": "D"} and trig.target == "bad"
+    assert trig.rest_agreement is not None and trig.rest_agreement < 0.5
+    flagged = det.score(ctx, np.arange(N)).pvalues <= 1e-3
+    assert flagged[mask].all() and (flagged & ~mask).sum() <= 0.01 * N
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

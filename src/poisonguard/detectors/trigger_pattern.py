@@ -4,15 +4,19 @@ A backdoored row looks consistent to the label model, which has learnt the trigg
 gives it away is the trigger itself. Each discovered trigger is checked against a model that cannot see its
 columns, fitted on the rows that do not carry it: when that model disagrees with the label on most supporting
 rows, the rows were relabelled (a dirty-label backdoor); when it agrees, the trigger rides on correctly labelled
-rows (clean label), or the combination is a genuine rule worth a look.
+rows (clean label), or the combination is a genuine rule worth a look. A trigger made of values that the target
+class holds often anyway is tied there only loosely; such a candidate counts only when this check says the rest
+of its rows belongs to another class.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy.stats import binom
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from ..context import ScanContext, duplicate_groups
@@ -43,6 +47,7 @@ class TriggerPatternDetector(Detector):
                 groups=duplicate_groups(ctx).near,
                 min_phi=float(self.param("min_phi", 0.5)),
                 min_purity=float(self.param("min_purity", 0.8)),
+                rest_check=lambda t: self._rest(ctx, t),
             )
             triggers = [self._check(ctx, t) if i < CHECK_TRIGGERS else t for i, t in enumerate(triggers)]
         self.triggers_ = triggers
@@ -57,31 +62,52 @@ class TriggerPatternDetector(Detector):
         self._fit(ctx)
 
     def _check(self, ctx: ScanContext, trig: Trigger) -> Trigger:
-        """Share of supporting rows that a model blind to the trigger's columns puts in the target class.
-        (A word trigger comes with its own check: the text model without the word.)"""
-        if trig.kind == "token":
+        """A strong trigger gets the share of its rows that the rest of the row puts in its class (for the
+        report: a low share says relabelled rows, a high one a clean-label trigger or a genuine rule). A word
+        trigger comes with its own check: the text model without the word; a weak one was checked on mining."""
+        if trig.kind == "token" or trig.rest_agreement is not None:
             return trig
+        agree, _ = self._rest(ctx, trig)
+        return trig if np.isnan(agree) else replace(trig, rest_agreement=agree)
+
+    def _rest(self, ctx: ScanContext, trig: Trigger) -> tuple[float, float]:
+        """Share of ``trig.rows`` that a model blind to the trigger's columns puts in the target class, and the
+        binomial p-value of so few under the share it puts of held-out rows of the class that lack the trigger.
+
+        The model is fitted on three quarters of the rows that do not carry the trigger (a sample of at most
+        ``CHECK_TRAIN_MAX``); the last quarter measures how often it recognises the class without the trigger.
+        """
         ctx.encode()
         enc = ctx.encoder
         assert enc is not None and ctx.tree_X is not None
         cols = [i for i, name in enumerate(enc.tree_names) if name not in trig.conditions]
-        if not cols or len(trig.rows) == 0:
-            return trig
-        others = np.setdiff1d(np.arange(ctx.n), trig.rows, assume_unique=True)
+        rows = np.asarray(trig.rows, dtype=np.int64)
+        classes = [str(c) for c in ctx.data.classes]
+        if not cols or len(rows) == 0 or str(trig.target) not in classes:
+            return float("nan"), 1.0
+        target = classes.index(str(trig.target))
+        carriers = trig.mask(ctx.data.frame)
+        carriers[rows] = True
+        others = np.flatnonzero(~carriers)
         rng = np.random.default_rng(ctx.seed + 23)
-        if len(others) > CHECK_TRAIN_MAX:
-            others = np.sort(rng.choice(others, CHECK_TRAIN_MAX, replace=False))
-        y = ctx.y[others]
-        if len(np.unique(y)) < 2:
-            return trig
+        if len(others) > CHECK_TRAIN_MAX * 4 // 3:
+            others = np.sort(rng.choice(others, CHECK_TRAIN_MAX * 4 // 3, replace=False))
+        held = rng.random(len(others)) < 0.25
+        train, test = others[~held], others[held]
+        test = test[ctx.y[test] == target]
+        if len(np.unique(ctx.y[train])) < 2 or len(test) == 0:
+            return float("nan"), 1.0
         cat = np.array(enc.tree_categorical)[cols]
         model = HistGradientBoostingClassifier(
             max_iter=100, learning_rate=0.1, categorical_features=cat if cat.any() else None, random_state=ctx.seed
-        ).fit(ctx.tree_X[others][:, cols], y)
-        pred = model.classes_[model.predict_proba(ctx.tree_X[trig.rows][:, cols]).argmax(axis=1)]
-        target_code = int(np.flatnonzero(np.asarray(ctx.data.classes, dtype=object) == trig.target)[0])
-        agree = float(np.mean(pred == target_code))
-        return Trigger(**{**trig.__dict__, "rest_agreement": agree})
+        ).fit(ctx.tree_X[train][:, cols], ctx.y[train])
+
+        def share(idx: np.ndarray) -> np.ndarray:
+            return model.classes_[model.predict_proba(ctx.tree_X[idx][:, cols]).argmax(axis=1)] == target
+
+        hits = int(share(rows).sum())
+        recall = float(share(test).mean())
+        return hits / len(rows), float(binom.cdf(hits, len(rows), recall))
 
     def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
         pv = self.row_p_[rows]
