@@ -130,6 +130,16 @@ def test_clean_label_backdoor_leaves_every_label_and_only_touches_the_target_cla
     assert (old[legit.mask] == "legit").all()
 
 
+def test_clean_label_backdoor_stamps_at_most_half_the_target_class() -> None:
+    """A stamp on every row of a class is the class itself; a rate beyond half the class is capped, and says so."""
+    ds, before, _ = contract_data()
+    fraud = int((before[ds.label] == "fraud").sum())
+    small = get_attack("clean_label_backdoor").apply(ds, rate=0.2 * fraud / len(before), seed=0)
+    assert not small.meta["capped"] and small.mask.sum() == round(0.2 * fraud)
+    big = get_attack("clean_label_backdoor").apply(ds, rate=0.99 * fraud / len(before), seed=0)
+    assert big.meta["capped"] and big.mask.sum() == fraud // 2
+
+
 def test_text_trigger_inserts_one_made_up_token_as_a_word() -> None:
     ds, before, _ = contract_data()
     out = run("text_trigger")

@@ -6,8 +6,11 @@ It is the backdoor for a supply chain in which the attacker controls some featur
 
 Parameters: ``target`` (a class label in its original form; default: the minority class); ``in_bounds`` (False:
 the out-of-range trigger of ``backdoor``, two or three numeric features at ``max + 5 sd``; True: the in-range
-trigger of ``inbounds_backdoor``). The trigger goes on ``rate * n`` rows of the target class (capped at the rows
-that class has). ``meta``: ``trigger``, ``target`` (as text), ``in_bounds``, ``apply_trigger(frame) -> frame``.
+trigger of ``inbounds_backdoor``). The trigger goes on ``rate * n`` rows of the target class, at most half of that
+class: a stamp on every row of a class is the class itself (nothing tells the trigger from a feature that defines
+the class, and without the stamped rows no row of the class is left to train on), so a rate above half the class's
+share poisons half the class; ``meta["capped"]`` says so and the mask counts the rows. ``meta``: ``trigger``,
+``target`` (as text), ``in_bounds``, ``capped``, ``apply_trigger(frame) -> frame``.
 """
 
 from __future__ import annotations
@@ -42,12 +45,15 @@ class CleanLabelBackdoorAttack(Attack):
         else:
             trigger = out_of_range_trigger(data, rng, self.name)
         target = minority_class(data) if self.target is None else class_code(data, self.target, self.name, "target")
-        rows = pick_rows(np.flatnonzero(data.y == target), count_for(n, rate), rng)
+        pool = np.flatnonzero(data.y == target)
+        want = count_for(n, rate)
+        rows = pick_rows(pool, min(want, max(1, len(pool) // 2)), rng)
         stamp = stamp_in_bounds if self.in_bounds else stamp_out_of_range
         meta = {
             "trigger": trigger,
             "target": str(data.classes[target]),
             "in_bounds": self.in_bounds,
+            "capped": bool(len(rows) < want),
             "apply_trigger": feature_trigger_applier(trigger),
         }
         return Poisoned(stamp(data.frame, rows, trigger), row_mask(n, rows), meta)
