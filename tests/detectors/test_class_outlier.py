@@ -40,3 +40,26 @@ def test_a_10_percent_block_of_flipped_rows_cannot_hide_itself() -> None:
     out = get_detector("class_outlier").fit(ctx).score(ctx, np.arange(ctx.n))
     assert auroc(out.scores, flipped) >= 0.9  # the ranking survives ...
     assert np.median(out.pvalues[flipped]) < 0.001  # ... but the p-values do not
+
+
+def test_a_backdoor_that_outnumbers_a_small_class_does_not_make_its_genuine_rows_outliers() -> None:
+    """A trigger stamped on 'cat' rows relabelled 'dog', twice as many as the genuine dogs: once the trigger is
+    discovered its rows leave the class centres, so the genuine dogs are not 'closer to cat than to dog'."""
+    frame, _ = blobs(n=1000, n_flip=0, seed=4)
+    rng = np.random.default_rng(4)
+    dogs = np.flatnonzero(frame["label"] == "dog")
+    frame = frame.drop(index=dogs[100:]).reset_index(drop=True)  # 100 genuine dogs, 500 cats
+    stamped = rng.choice(np.flatnonzero(frame["label"] == "cat"), 200, replace=False)
+    frame.loc[stamped, ["x0", "x1"]] = [30.0, -30.0]
+    frame.loc[stamped, "label"] = "dog"
+    genuine = np.flatnonzero(frame["label"] == "dog")
+    genuine = np.setdiff1d(genuine, stamped)
+    ctx = context(frame)
+    get_detector("trigger_pattern").fit(ctx)
+    assert ctx.cache["triggers"], "the stamp should be found first"
+    out = get_detector("class_outlier").fit(ctx).score(ctx, np.arange(ctx.n))
+    assert (out.pvalues[genuine] <= 0.01).mean() <= 0.05
+    assert np.median(out.pvalues[stamped]) < 0.001
+    blind = context(frame)  # without the trigger, the stamped rows set the dog centre
+    out = get_detector("class_outlier").fit(blind).score(blind, np.arange(blind.n))
+    assert (out.pvalues[genuine] <= 0.01).mean() > 0.5

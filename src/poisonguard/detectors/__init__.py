@@ -15,10 +15,10 @@ from .base import REGISTRY, Detector, DetectorOutput, get_detector, register
 DEFAULT_DETECTORS: tuple[str, ...] = (
     "label_consistency",
     "duplicates",
+    "trigger_pattern",  # before the detectors that leave trigger rows out of their reference
     "neighbor_disagreement",
     "class_outlier",
     "isolation",
-    "trigger_pattern",
 )
 # added when the scan has a representation (embeddings, or representation="leaves")
 REPRESENTATION_DETECTORS: tuple[str, ...] = ("deep_knn", "representation_split")

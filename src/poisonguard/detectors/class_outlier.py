@@ -33,11 +33,22 @@ class ClassOutlierDetector(Detector):
         self.scale_ = np.where(sd > 1e-9, sd, 1.0)
         Z = (Xs - self.center_) / self.scale_
         ys = ctx.y[sample]
+        # Rows that carry a discovered trigger stay out of the class centres and the null: a heavy backdoor can
+        # outnumber a small class's own rows, and its median would then make the genuine rows look misplaced.
+        stamped = np.zeros(ctx.n, dtype=bool)
+        for t in ctx.cache.get("triggers", []):
+            stamped[t.rows] = True
+        genuine = ~stamped[sample]
         n_classes = ctx.data.n_classes
         self.centers_ = np.zeros((n_classes, X.shape[1]))
         for c in range(n_classes):
-            if (ys == c).any():
-                self.centers_[c] = np.median(Z[ys == c], axis=0)
+            own = ys == c
+            if (own & genuine).any():
+                own &= genuine
+            if own.any():
+                self.centers_[c] = np.median(Z[own], axis=0)
+        if genuine.sum() >= len(genuine) // 2:
+            Z, ys = Z[genuine], ys[genuine]
         d2 = self._d2(Z)
         self.unit_ = float(np.median(d2[np.arange(len(ys)), ys])) or 1.0
         self.null_ = TailNull.fit(self._stat(d2, ys))
