@@ -848,6 +848,7 @@ def find_triggers(
     info["mined_rows"] = len(sample)
     row_p = np.ones(n)
     located: list[Trigger] = []
+    min_purity = float(options.get("min_purity", 0.8))
     cls_index = {str(c): i for i, c in enumerate(classes)}
     for t in found:
         in_class = y == cls_index[str(t.target)]
@@ -858,15 +859,14 @@ def find_triggers(
         for ca, va, cb, vb in t.pairs:
             carried |= _equals(frame[ca], va) & _equals(frame[cb], vb)
         carried &= in_class
+        t = replace(t, rows=np.flatnonzero(carried), support=int((all_of & in_class).sum()), carriers=int(all_of.sum()))
+        # Mined without the rows of earlier triggers, a combination may look pure there and not in the whole table
+        # (a natural rule in a period whose other rows an earlier trigger took): it must be pure here too.
+        if t.purity < min_purity:
+            info.setdefault("impure", []).append(t.describe())
+            continue
         row_p[carried] = np.minimum(row_p[carried], t.pvalue)
-        located.append(
-            replace(
-                t,
-                rows=np.flatnonzero(carried),
-                support=int((all_of & in_class).sum()),
-                carriers=int(all_of.sum()),
-            )
-        )
+        located.append(t)
     min_support = max(MIN_SUPPORT, min(math.ceil(SUPPORT_SHARE * len(sample)), SUPPORT_CAP))
     for col, kind in columns.items():
         if kind != "text":

@@ -25,6 +25,7 @@ from .base import Detector, DetectorOutput, explain, register, unit_interval
 
 CHECK_TRAIN_MAX = 20_000
 CHECK_TRIGGERS = 5
+CLEAN_LABEL_PURITY = 0.95
 
 
 @register("trigger_pattern")
@@ -50,6 +51,21 @@ class TriggerPatternDetector(Detector):
                 rest_check=lambda t: self._rest(ctx, t),
             )
             triggers = [self._check(ctx, t) if i < CHECK_TRIGGERS else t for i, t in enumerate(triggers)]
+        # A clean-label stamp is the attacker's own combination and lands on the target class only, so nearly all
+        # of its carriers are of that class. A combination that the rest of its rows agrees with, while one carrier
+        # in twenty or more is of another class, is a natural rule (a period, a segment) that heavy relabelling
+        # elsewhere made look class-specific: reported in the info, not scored.
+        rules = [
+            t
+            for t in triggers
+            if (t.rest_agreement or 0.0) >= 0.5 and t.purity < CLEAN_LABEL_PURITY and t.kind != "token"
+        ]
+        if rules:
+            triggers = [t for t in triggers if not any(t is r for r in rules)]
+            self.row_p_ = np.ones(ctx.n)
+            for t in triggers:
+                self.row_p_[t.rows] = np.minimum(self.row_p_[t.rows], t.pvalue)
+            info = {**info, "rules": [t.describe() for t in rules]}
         self.triggers_ = triggers
         self.row_trigger_ = np.full(ctx.n, -1, dtype=np.int64)
         for i, t in reversed(list(enumerate(triggers))):  # the most significant trigger wins on overlaps
