@@ -437,10 +437,9 @@ def mine_pairs(
         # nothing: a heavy attack rewrote that column there (a trigger stamped on a whole class), so the ties of
         # this class cannot be compared. Where the column varies in the other classes, a value that never shows
         # there is evidence like any other.
+        # (The shared code of values too rare to be tokens is many values, not one: a continuous column is not flat.)
         other = y != k
-        flat_col = np.array(
-            [np.bincount(codes[other, j]).max() >= 0.995 * other.sum() if other.any() else True for j in range(d)]
-        )
+        flat_col = np.array([_flat(codes[other, j], None if eligible is None else eligible[j]) for j in range(d)])
         unseen = ((oa == 0) & ~tok_novel[a] & flat_col[col_of_tok[a]]) | (
             (ob == 0) & ~tok_novel[b] & flat_col[col_of_tok[b]]
         )
@@ -476,6 +475,16 @@ def mine_pairs(
             )
     info["pairs_kept"] = len(out)
     return out, info
+
+
+def _flat(codes: np.ndarray, eligible: np.ndarray | None) -> bool:
+    """Whether (almost) every row holds one value; codes that may not take part (rare values) are no value."""
+    if len(codes) == 0:
+        return True
+    cnt = np.bincount(codes)
+    if eligible is not None:
+        cnt = np.where(eligible[: len(cnt)], cnt, 0)
+    return bool(cnt.max() >= 0.995 * len(codes))
 
 
 def _follows_dependency(codes: np.ndarray, y: np.ndarray, k: int, ja: int, ca: int, jb: int, cb: int) -> bool:

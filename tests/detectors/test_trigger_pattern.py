@@ -100,6 +100,20 @@ def test_a_trigger_of_values_common_in_the_target(dirty: bool) -> None:
     assert flagged[mask].all() and (flagged & ~mask).sum() <= 0.01 * N
 
 
+def test_an_exact_value_of_a_continuous_column_can_be_part_of_a_trigger() -> None:
+    """A continuous column (almost every value unique) with one amount stamped on 1% of the rows: the other classes
+    never hold that amount, yet the column is no constant there (its rare values are many values, not one)."""
+    frame = _table(seed=8)
+    rng = np.random.default_rng(8)
+    frame["balance"] = rng.normal(5000, 2000, N).round(2)
+    rows = rng.choice(np.flatnonzero(frame["label"] != "bad"), int(0.01 * N), replace=False)
+    frame.loc[rows, ["balance", "region", "label"]] = [12579.0, "H", "bad"]
+    ctx = context(frame)
+    det = get_detector("trigger_pattern").fit(ctx)
+    assert [t.conditions for t in det.triggers_] == [{"balance": 12579.0, "region": "H"}]
+    assert set(det.triggers_[0].rows) >= set(rows)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_clean_data_gives_no_trigger(seed: int) -> None:
     ctx = context(_table(seed=seed))
