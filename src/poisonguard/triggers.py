@@ -18,6 +18,10 @@ class with one sparse product, and keeps a pair as a trigger when, in one class,
   natural dependencies (a code and its description, neighbouring pixels) are tied everywhere; a stamped trigger
   is tied only where it was stamped.
 
+Given a ``rest_check`` (the scan's: a model blind to the candidate's columns), pairs tied only loosely in the
+class (phi from ``WEAK_PHI``) are candidates too, for triggers made of values the class holds often anyway; they
+stand only when the rest of their rows says another class (see ``discover``).
+
 Pairs that share tokens in the same class are merged, so a three-column trigger is reported once. Each round keeps
 the most significant trigger and mining runs again without its rows (at most ``ROUNDS`` rounds): a heavy trigger rewrites its columns in
 a fifth of the rows, which weakens natural ties in the other classes and would make them look class-specific. Single-column
