@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -281,3 +283,36 @@ def test_small_images_are_grid_like_and_their_shapes_are_no_trigger() -> None:
         rng.exponential(size=(500, 64)) * rng.uniform(1, 100, size=64), columns=[f"c{i}" for i in range(64)]
     )
     assert not tokenize(table, dict.fromkeys(table.columns, "numeric")).grid_like
+
+
+def test_an_agreeing_combination_with_carriers_of_other_classes_is_a_rule_not_a_trigger(monkeypatch) -> None:
+    """A clean-label stamp lands on its class only; a combination the rest of the row agrees with while a sixth of
+    its carriers are of another class is a natural rule: reported in the info, not scored."""
+    import poisonguard.detectors.trigger_pattern as tp
+
+    frame = _table(seed=9)
+    rows = np.flatnonzero(frame["label"] == "good")[:50]
+
+    def fake(frame, columns, y, classes, **kw):
+        rule = Trigger(
+            conditions={"region": "A"},
+            target="good",
+            support=50,
+            carriers=60,
+            expected=5.0,
+            pvalue=1e-9,
+            rest_agreement=0.96,
+            rows=rows,
+        )
+        stamp = replace(rule, carriers=50, rest_agreement=0.9, rows=rows[:10], conditions={"job": "cook"})
+        row_p = np.ones(len(frame))
+        row_p[rows] = 1e-9
+        return [rule, stamp], row_p, {}
+
+    monkeypatch.setattr(tp, "find_triggers", fake)
+    ctx = context(frame)
+    det = get_detector("trigger_pattern").fit(ctx)
+    assert [t.conditions for t in det.triggers_] == [{"job": "cook"}]
+    assert len(det.info["rules"]) == 1 and "region = 'A'" in det.info["rules"][0]
+    p = det.score(ctx, np.arange(ctx.n)).pvalues
+    assert set(np.flatnonzero(p < 1)) == set(rows[:10])
