@@ -225,6 +225,14 @@ def _scan_dataset(
     adapts = np.array([dets_by_name[n].adapts for n in names])
     fused = fuse(P, weights, gated, fpr, adapts=adapts)
     reasons = top_reasons(R, P, fused.order)
+    # a flagged row always says which detector flagged it, even where that detector wrote no sentence for it
+    silent = np.flatnonzero(fused.flagged & (reasons == ""))
+    if silent.size:
+        first = fused.order[silent, 0]
+        reasons[silent] = [
+            f"{names[j]} p-value {P[i, j]:.2g}, below its flag level {fused.levels[j]:.2g}"
+            for i, j in zip(silent, first, strict=True)
+        ]
     reasons = np.where(reasons == "", "nothing unusual", reasons)
 
     rows = pd.DataFrame(

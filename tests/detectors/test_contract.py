@@ -158,3 +158,30 @@ def test_bad_parameter_values_are_refused_at_fit(name: str, param: str, bad: obj
     det = get_detector(name, **{param: bad})
     with pytest.raises(ConfigError, match=param):
         det.fit(context(mixed))
+
+
+def test_a_flagged_row_always_names_the_detector_that_flagged_it() -> None:
+    """A detector may write no sentence for a row it gives a small p-value; the row still says who flagged it."""
+    from poisonguard.io import load_dataset
+    from poisonguard.scanner import scan_dataset
+
+    class Terse(Detector):
+        description = "flags the first five rows and says nothing"
+
+        def _fit(self, ctx):
+            pass
+
+        def _score(self, ctx, rows):
+            p = np.where(rows < 5, 1e-6, 1.0)
+            return DetectorOutput(scores=1 - p, pvalues=p, reasons=np.full(len(rows), "", dtype=object))
+
+    register("terse_test")(Terse)
+    try:
+        frame = pd.DataFrame({"x": np.arange(300.0) % 17, "label": np.where(np.arange(300) % 2, "a", "b")})
+        result = scan_dataset(load_dataset(frame, label="label"), detectors=["terse_test"])
+    finally:
+        del REGISTRY["terse_test"]
+    rows = result.rows
+    assert rows.loc[:4, "flagged"].all()
+    assert all(r.startswith("terse_test p-value 1e-06") for r in rows.loc[:4, "reasons"])
+    assert (rows.loc[5:, "reasons"] == "nothing unusual").all()
