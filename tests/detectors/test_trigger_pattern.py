@@ -116,6 +116,24 @@ def test_an_exact_value_of_a_continuous_column_can_be_part_of_a_trigger() -> Non
     assert set(det.triggers_[0].rows) >= set(rows)
 
 
+def test_a_natural_segment_of_the_class_is_a_rule_not_a_clean_label_trigger() -> None:
+    """Pensioners who own their home, all in 'good' and tied only there (the other class holds no pensioner): what
+    a clean-label stamp looks like, except that the rows are not picked at random from 'good': without those two
+    columns a model still tells them from the other good rows (they are old). Reported as a rule, not scored."""
+    frame = _table(seed=10, n=3000)
+    rng = np.random.default_rng(10)
+    frame["status"] = rng.choice(["employed", "self", "retired"], len(frame))
+    frame["housing"] = rng.choice(["own", "rent", "other"], len(frame))
+    old_good = (frame["age"] >= 55) & (frame["label"] == "good")
+    frame.loc[old_good & (rng.random(len(frame)) < 0.7), "status"] = "pensioner"
+    frame.loc[(frame["status"] == "pensioner") & (rng.random(len(frame)) < 0.8), "housing"] = "paid-off"
+    ctx = context(frame)
+    det = get_detector("trigger_pattern").fit(ctx)
+    assert det.triggers_ == []
+    assert len(det.info["rules"]) == 1 and "status = 'pensioner' and housing = 'paid-off'" in det.info["rules"][0]
+    assert (det.score(ctx, np.arange(ctx.n)).pvalues == 1).all()
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_clean_data_gives_no_trigger(seed: int) -> None:
     ctx = context(_table(seed=seed))

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.stats import binom
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
 
 from ..context import ScanContext, duplicate_groups
 from ..triggers import Trigger, find_triggers
@@ -26,6 +27,7 @@ from .base import Detector, DetectorOutput, explain, register, unit_interval
 CHECK_TRAIN_MAX = 20_000
 CHECK_TRIGGERS = 5
 CLEAN_LABEL_PURITY = 0.95
+SEGMENT_AUC = 0.75
 
 
 @register("trigger_pattern")
@@ -51,14 +53,18 @@ class TriggerPatternDetector(Detector):
                 rest_check=lambda t: self._rest(ctx, t),
             )
             triggers = [self._check(ctx, t) if i < CHECK_TRIGGERS else t for i, t in enumerate(triggers)]
-        # A clean-label stamp is the attacker's own combination and lands on the target class only, so nearly all
-        # of its carriers are of that class. A combination that the rest of its rows agrees with, while one carrier
-        # in twenty or more is of another class, is a natural rule (a period, a segment) that heavy relabelling
-        # elsewhere made look class-specific: reported in the info, not scored.
+        # A clean-label stamp is the attacker's own combination: it lands on the target class only, so nearly all
+        # of its carriers are of that class, and on rows chosen for nothing else, so without its columns they look
+        # like the class's other rows. A combination that the rest of its rows agrees with is a natural rule (a
+        # period, a segment) that heavy relabelling elsewhere made look class-specific when one carrier in twenty
+        # or more is of another class, or when a model tells its rows from the class's others (never married and
+        # own child -> low income, once flips emptied the other class of its carriers): reported, not scored.
         rules = [
             t
             for t in triggers
-            if (t.rest_agreement or 0.0) >= 0.5 and t.purity < CLEAN_LABEL_PURITY and t.kind != "token"
+            if t.kind != "token"
+            and (t.rest_agreement or 0.0) >= 0.5
+            and (t.purity < CLEAN_LABEL_PURITY or self._segment(ctx, t) >= SEGMENT_AUC)
         ]
         if rules:
             triggers = [t for t in triggers if not any(t is r for r in rules)]
@@ -85,6 +91,39 @@ class TriggerPatternDetector(Detector):
             return trig
         agree, _ = self._rest(ctx, trig)
         return trig if np.isnan(agree) else replace(trig, rest_agreement=agree)
+
+    def _segment(self, ctx: ScanContext, trig: Trigger) -> float:
+        """Held-out AUROC of a model, blind to the trigger's columns, that tells the trigger's rows from the other
+        rows of its class: about 0.5 for a stamp on rows picked at random, high for a natural segment."""
+        ctx.encode()
+        enc = ctx.encoder
+        assert enc is not None and ctx.tree_X is not None
+        cols = [i for i, name in enumerate(enc.tree_names) if name not in trig.conditions]
+        classes = [str(c) for c in ctx.data.classes]
+        if not cols or str(trig.target) not in classes or len(trig.rows) < 10:
+            return 0.5
+        target = classes.index(str(trig.target))
+        carriers = np.zeros(ctx.n, dtype=bool)
+        carriers[trig.rows] = True
+        rest = np.flatnonzero((ctx.y == target) & ~carriers & ~trig.mask(ctx.data.frame))
+        rng = np.random.default_rng(ctx.seed + 29)
+        rows = np.asarray(trig.rows)
+        if len(rows) > CHECK_TRAIN_MAX // 2:
+            rows = rng.choice(rows, CHECK_TRAIN_MAX // 2, replace=False)
+        if len(rest) > CHECK_TRAIN_MAX // 2:
+            rest = rng.choice(rest, CHECK_TRAIN_MAX // 2, replace=False)
+        if len(rest) < 10:
+            return 0.5
+        idx = np.concatenate([rows, rest])
+        z = np.r_[np.ones(len(rows)), np.zeros(len(rest))]
+        held = rng.random(len(idx)) < 0.3
+        if len(np.unique(z[~held])) < 2 or len(np.unique(z[held])) < 2:
+            return 0.5
+        cat = np.array(enc.tree_categorical)[cols]
+        model = HistGradientBoostingClassifier(
+            max_iter=50, categorical_features=cat if cat.any() else None, random_state=ctx.seed
+        ).fit(ctx.tree_X[idx[~held]][:, cols], z[~held])
+        return float(roc_auc_score(z[held], model.predict_proba(ctx.tree_X[idx[held]][:, cols])[:, 1]))
 
     def _rest(self, ctx: ScanContext, trig: Trigger) -> tuple[float, float]:
         """Share of ``trig.rows`` that a model blind to the trigger's columns puts in the target class, and the
