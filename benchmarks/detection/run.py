@@ -66,6 +66,7 @@ FULL = {
 FAMILY = {
     "label_flip": "flip",
     "class_targeted_flip": "flip",
+    "segment_targeted_flip": "flip",
     "boundary_flip": "flip",
     "confident_flip": "flip",
     "backdoor": "backdoor",
@@ -158,6 +159,12 @@ def run_one(name: str, sim: Any, attack: str, rate: float, seed: int) -> dict[st
     rec["triggers_found"] = len(found)
     # the planted trigger is recovered when a discovered trigger uses only (and at least two of) its columns
     rec["trigger_recovered"] = bool(planted) and any(len(f & planted) >= 2 and f <= planted for f in found)
+    if run.meta.get("token"):  # a word trigger: recovered when a discovered word trigger is that word
+        rec["planted_token"] = str(run.meta["token"])
+        rec["trigger_recovered"] = any(
+            t.kind == "token" and str(run.meta["token"]).lower() in map(str.lower, map(str, t.conditions.values()))
+            for t in run.scan.triggers
+        )
     comp = comparators(pois, mask, clean_y, seed)
     flags = comp.pop("cleanlab_flags", None)
     for k, v in comp.items():
@@ -239,7 +246,8 @@ def family_table(df: pd.DataFrame) -> list[str]:
             met = None
         met = None if met is None else bool(met and r["scan"] >= r["peer"] - 1e-9)
         asr = f"{r['asr_sanitized']:.2f} ({r['asr_oracle']:.2f})" if r["asr_sanitized"] == r["asr_sanitized"] else "-"
-        rec = f"{r['recovered']:.0%}" if r["family"] in ("backdoor", "clean-label") else "-"
+        known = r["family"] in ("backdoor", "clean-label") and r["recovered"] == r["recovered"]
+        rec = f"{r['recovered']:.0%}" if known else "-"
         sd = r["scan_sd"] if r["scan_sd"] == r["scan_sd"] else 0.0
         lines.append(
             f"| {r['dataset']} | {r['family']} | {r['runs']} | {r['scan']:.3f} ± {sd:.3f} | {r['oracle']:.3f} | "
@@ -253,7 +261,8 @@ def summarise(records: list[dict[str, Any]], out: Path, command: str) -> None:
     for r in records:
         if r["attack"] == "none" or r.get("skipped"):
             continue
-        row = {"dataset": r["dataset"], "family": r["family"], "attack": r["attack"], "rate": r["rate"]}
+        family = FAMILY.get(r["attack"], r["family"])
+        row = {"dataset": r["dataset"], "family": family, "attack": r["attack"], "rate": r["rate"]}
         for tool in ("scan", "oracle", "cleanlab", "isolation_forest", "knn_disagreement"):
             if isinstance(r.get(tool), dict):
                 row[f"{tool}_auroc"] = r[tool]["auroc"]
@@ -263,7 +272,9 @@ def summarise(records: list[dict[str, Any]], out: Path, command: str) -> None:
         row["asr"] = r["asr"]
         row["sanitized_asr"] = r["sanitized_asr"]
         row["oracle_asr"] = r.get("oracle_asr")
-        row["trigger_recovered"] = r.get("trigger_recovered")
+        # word triggers were not compared before records carried the planted word
+        known = r["attack"] != "text_trigger" or "planted_token" in r
+        row["trigger_recovered"] = r.get("trigger_recovered") if known else np.nan
         row["acc_sanitized_minus_oracle"] = r["sanitized_accuracy"] - r["oracle_accuracy"]
         rows.append(row)
     df = pd.DataFrame(rows)
