@@ -204,7 +204,7 @@ def _scan_dataset(
     outputs: dict[str, DetectorOutput] = {}
     status: dict[str, dict[str, Any]] = {}
     ctx.encode()
-    for det in dets:
+    for det in sorted(dets, key=lambda d: not d.fits_first):  # stable: the named order otherwise
         t = time.perf_counter()
         try:
             det.fit(ctx)
@@ -216,7 +216,8 @@ def _scan_dataset(
         outputs[det.name] = DetectorOutput.concat(parts)
         status[det.name] = {"status": "ok", "seconds": round(time.perf_counter() - t, 3), **det.info}
 
-    names = list(outputs)
+    names = list(dict.fromkeys(det.name for det in dets))  # the order they were named in
+    status = {n: status[n] for n in names}
     P = np.column_stack([outputs[n].pvalues for n in names])
     R = np.column_stack([outputs[n].reasons for n in names])
     dets_by_name = {d.name: d for d in dets}

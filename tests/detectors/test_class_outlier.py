@@ -63,3 +63,23 @@ def test_a_backdoor_that_outnumbers_a_small_class_does_not_make_its_genuine_rows
     blind = context(frame)  # without the trigger, the stamped rows set the dog centre
     out = get_detector("class_outlier").fit(blind).score(blind, np.arange(blind.n))
     assert (out.pvalues[genuine] <= 0.01).mean() > 0.5
+
+
+def test_the_scan_finds_triggers_first_whatever_order_the_detectors_are_named_in() -> None:
+    from poisonguard.io import load_dataset
+    from poisonguard.scanner import scan_dataset
+
+    frame, _ = blobs(n=600, n_flip=0, seed=5)
+    rng = np.random.default_rng(5)
+    dogs = np.flatnonzero(frame["label"] == "dog")
+    frame = frame.drop(index=dogs[60:]).reset_index(drop=True)
+    stamped = rng.choice(np.flatnonzero(frame["label"] == "cat"), 120, replace=False)
+    frame.loc[stamped, ["x0", "x1"]] = [30.0, -30.0]
+    frame.loc[stamped, "label"] = "dog"
+    ds = load_dataset(frame, label="label")
+    named_last = scan_dataset(ds, detectors=["class_outlier", "trigger_pattern"]).rows
+    named_first = scan_dataset(ds, detectors=["trigger_pattern", "class_outlier"]).rows
+    assert list(named_last.columns).index("class_outlier_score") < list(named_last.columns).index(
+        "trigger_pattern_score"
+    )
+    np.testing.assert_array_equal(named_last["class_outlier_score"], named_first["class_outlier_score"])

@@ -15,7 +15,7 @@ from .base import REGISTRY, Detector, DetectorOutput, get_detector, register
 DEFAULT_DETECTORS: tuple[str, ...] = (
     "label_consistency",
     "duplicates",
-    "trigger_pattern",  # before the detectors that leave trigger rows out of their reference
+    "trigger_pattern",
     "neighbor_disagreement",
     "class_outlier",
     "isolation",

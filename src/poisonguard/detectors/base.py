@@ -65,6 +65,9 @@ class Detector(ABC):
     # a transferred copy refits its model on the new rows too: an incremental scan then calibrates it with the
     # trusted rows scored by that copy instead of their out-of-fold p-values
     refits_on_transfer: ClassVar[bool] = False
+    # other detectors read its findings from the context (trigger rows in ``ctx.cache``): the scan fits it first,
+    # whatever the order the detectors were named in
+    fits_first: ClassVar[bool] = False
     # parameter -> (check, message) checked at fit time
     constraints: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {}
 

@@ -12,7 +12,7 @@ of its rows belongs to another class.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -33,6 +33,7 @@ SEGMENT_AUC = 0.75
 @register("trigger_pattern")
 class TriggerPatternDetector(Detector):
     description = "the row carries a value combination that appears stamped on one class (a backdoor trigger)"
+    fits_first = True  # class_outlier leaves trigger rows out of its class centres
     constraints: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {
         "min_phi": (unit_interval, "a number between 0 and 1"),
         "min_purity": (unit_interval, "a number between 0 and 1"),
@@ -95,35 +96,21 @@ class TriggerPatternDetector(Detector):
     def _segment(self, ctx: ScanContext, trig: Trigger) -> float:
         """Held-out AUROC of a model, blind to the trigger's columns, that tells the trigger's rows from the other
         rows of its class: about 0.5 for a stamp on rows picked at random, high for a natural segment."""
-        ctx.encode()
-        enc = ctx.encoder
-        assert enc is not None and ctx.tree_X is not None
-        cols = [i for i, name in enumerate(enc.tree_names) if name not in trig.conditions]
-        classes = [str(c) for c in ctx.data.classes]
-        if not cols or str(trig.target) not in classes or len(trig.rows) < 10:
+        blind = _Blind.of(ctx, trig)
+        if blind is None or len(trig.rows) < 10:
             return 0.5
-        target = classes.index(str(trig.target))
-        carriers = np.zeros(ctx.n, dtype=bool)
-        carriers[trig.rows] = True
-        rest = np.flatnonzero((ctx.y == target) & ~carriers & ~trig.mask(ctx.data.frame))
         rng = np.random.default_rng(ctx.seed + 29)
-        rows = np.asarray(trig.rows)
-        if len(rows) > CHECK_TRAIN_MAX // 2:
-            rows = rng.choice(rows, CHECK_TRAIN_MAX // 2, replace=False)
-        if len(rest) > CHECK_TRAIN_MAX // 2:
-            rest = rng.choice(rest, CHECK_TRAIN_MAX // 2, replace=False)
+        rows = _at_most(np.asarray(trig.rows, dtype=np.int64), CHECK_TRAIN_MAX // 2, rng)
+        rest = _at_most(np.flatnonzero((ctx.y == blind.target) & ~blind.carriers), CHECK_TRAIN_MAX // 2, rng)
         if len(rest) < 10:
             return 0.5
         idx = np.concatenate([rows, rest])
-        z = np.r_[np.ones(len(rows)), np.zeros(len(rest))]
+        z = np.r_[np.ones(len(rows), dtype=np.int64), np.zeros(len(rest), dtype=np.int64)]
         held = rng.random(len(idx)) < 0.3
         if len(np.unique(z[~held])) < 2 or len(np.unique(z[held])) < 2:
             return 0.5
-        cat = np.array(enc.tree_categorical)[cols]
-        model = HistGradientBoostingClassifier(
-            max_iter=50, categorical_features=cat if cat.any() else None, random_state=ctx.seed
-        ).fit(ctx.tree_X[idx[~held]][:, cols], z[~held])
-        return float(roc_auc_score(z[held], model.predict_proba(ctx.tree_X[idx[held]][:, cols])[:, 1]))
+        model = blind.fit(ctx, idx[~held], z[~held], max_iter=50)
+        return float(roc_auc_score(z[held], model.predict_proba(blind.X(ctx, idx[held]))[:, 1]))
 
     def _rest(self, ctx: ScanContext, trig: Trigger) -> tuple[float, float]:
         """Share of ``trig.rows`` that a model blind to the trigger's columns puts in the target class, and the
@@ -132,33 +119,21 @@ class TriggerPatternDetector(Detector):
         The model is fitted on three quarters of the rows that do not carry the trigger (a sample of at most
         ``CHECK_TRAIN_MAX``); the last quarter measures how often it recognises the class without the trigger.
         """
-        ctx.encode()
-        enc = ctx.encoder
-        assert enc is not None and ctx.tree_X is not None
-        cols = [i for i, name in enumerate(enc.tree_names) if name not in trig.conditions]
+        blind = _Blind.of(ctx, trig)
         rows = np.asarray(trig.rows, dtype=np.int64)
-        classes = [str(c) for c in ctx.data.classes]
-        if not cols or len(rows) == 0 or str(trig.target) not in classes:
+        if blind is None or len(rows) == 0:
             return float("nan"), 1.0
-        target = classes.index(str(trig.target))
-        carriers = trig.mask(ctx.data.frame)
-        carriers[rows] = True
-        others = np.flatnonzero(~carriers)
         rng = np.random.default_rng(ctx.seed + 23)
-        if len(others) > CHECK_TRAIN_MAX * 4 // 3:
-            others = np.sort(rng.choice(others, CHECK_TRAIN_MAX * 4 // 3, replace=False))
+        others = np.sort(_at_most(np.flatnonzero(~blind.carriers), CHECK_TRAIN_MAX * 4 // 3, rng))
         held = rng.random(len(others)) < 0.25
         train, test = others[~held], others[held]
-        test = test[ctx.y[test] == target]
+        test = test[ctx.y[test] == blind.target]
         if len(np.unique(ctx.y[train])) < 2 or len(test) == 0:
             return float("nan"), 1.0
-        cat = np.array(enc.tree_categorical)[cols]
-        model = HistGradientBoostingClassifier(
-            max_iter=100, learning_rate=0.1, categorical_features=cat if cat.any() else None, random_state=ctx.seed
-        ).fit(ctx.tree_X[train][:, cols], ctx.y[train])
+        model = blind.fit(ctx, train, ctx.y[train], max_iter=100)
 
         def share(idx: np.ndarray) -> np.ndarray:
-            return model.classes_[model.predict_proba(ctx.tree_X[idx][:, cols]).argmax(axis=1)] == target
+            return model.classes_[model.predict_proba(blind.X(ctx, idx)).argmax(axis=1)] == blind.target
 
         hits = int(share(rows).sum())
         recall = float(share(test).mean())
@@ -181,3 +156,42 @@ def _short(t: Trigger) -> str:
         f"carries {cond}, a combination held by {t.support} rows labelled '{t.target}' and almost no others "
         "(a likely backdoor trigger)"
     )
+
+
+def _at_most(idx: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.choice(idx, k, replace=False) if len(idx) > k else idx
+
+
+@dataclass(frozen=True)
+class _Blind:
+    """What a model blind to a trigger's columns needs: the other tree columns, their categorical flags, the
+    target's class code, and which rows carry the trigger (its rows and every row holding all its values)."""
+
+    cols: list[int]
+    categorical: np.ndarray
+    target: int
+    carriers: np.ndarray
+
+    @classmethod
+    def of(cls, ctx: ScanContext, trig: Trigger) -> _Blind | None:
+        ctx.encode()
+        enc = ctx.encoder
+        assert enc is not None and ctx.tree_X is not None
+        cols = [i for i, name in enumerate(enc.tree_names) if name not in trig.conditions]
+        classes = [str(c) for c in ctx.data.classes]
+        if not cols or str(trig.target) not in classes:
+            return None
+        carriers = trig.mask(ctx.data.frame)
+        carriers[np.asarray(trig.rows, dtype=np.int64)] = True
+        cat = np.asarray(enc.tree_categorical, dtype=bool)[cols]
+        return cls(cols=cols, categorical=cat, target=classes.index(str(trig.target)), carriers=carriers)
+
+    def X(self, ctx: ScanContext, rows: np.ndarray) -> np.ndarray:
+        assert ctx.tree_X is not None
+        return ctx.tree_X[rows][:, self.cols]
+
+    def fit(self, ctx: ScanContext, rows: np.ndarray, y: np.ndarray, *, max_iter: int) -> Any:
+        cat = self.categorical if self.categorical.any() else None
+        return HistGradientBoostingClassifier(max_iter=max_iter, categorical_features=cat, random_state=ctx.seed).fit(
+            self.X(ctx, rows), y
+        )
