@@ -1,4 +1,4 @@
-"""Label consistency: out-of-fold class probabilities from cross-fitted gradient boosting.
+"""Label consistency: out-of-fold class probabilities from cross-fitted gradient boosting and a linear model.
 
 Each row is predicted by a model that never saw it; folds keep near-duplicate groups together, and a group
 weighs as one row in training, so a flood of copies can vouch neither for itself nor for another flood. A second
@@ -8,16 +8,26 @@ statistic is the self-confidence p(observed label), calibrated by one temperatur
 natural-ambiguity null in ``stats``. Confident learning (Northcutt, Jiang and Chuang, JAIR 2021) adds the
 per-class thresholds t_j = mean p_j over rows labelled j: a row labelled i whose p_j >= t_j for some j != i is a
 confident label issue, which the reason reports.
+
+Each fold averages boosting's probabilities with a regularised logistic regression's. Boosting bends to a block of
+flipped labels concentrated in one region (the textbook rows of a class, a segment): the other flipped rows of the
+block outvote the clean ones there, and the flips look consistent. A linear model cannot bend to such a block; it
+keeps the trend of the rest of the data, so it still doubts them. Its share is a half, less where it explains the
+labels far worse than boosting (out-of-fold log loss over ``LINEAR_LOSS_RATIO`` times boosting's; none from twice
+that): where the truth is a shape no line draws, its doubts would be its own failure, not the rows'.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from ..context import ScanContext, duplicate_groups
@@ -26,6 +36,8 @@ from ._text import fmt_prob, quote
 from .base import Detector, DetectorOutput, explain, positive_int, register
 
 MAX_TRAIN_ROWS = 250_000
+LINEAR_MAX_ROWS = 50_000  # a linear model's fit saturates long before boosting's
+LINEAR_LOSS_RATIO = 1.5
 SINGLE_THREAD_CELLS = 2_000_000  # rows x columns below which one thread is faster
 
 
@@ -78,6 +90,50 @@ def apply_temperature(proba: np.ndarray, t: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+class Linear:
+    """Standardised multinomial logistic regression on the metric view (numbers robust-scaled and log-compressed,
+    categories one-hot, text components); a fold with one class predicts that class."""
+
+    def __init__(self, mean: np.ndarray, scale: np.ndarray, model: LogisticRegression | None, only: int) -> None:
+        self.mean, self.scale, self.model, self.only = mean, scale, model, only
+
+    def predict_proba(self, M: np.ndarray, n_classes: int) -> np.ndarray:
+        out = np.zeros((len(M), n_classes))
+        if self.model is None:
+            out[:, self.only] = 1.0
+            return out
+        out[:, self.model.classes_] = self.model.predict_proba((M - self.mean) / self.scale)
+        return out
+
+
+def fit_linear(M: np.ndarray, y: np.ndarray, train: np.ndarray, weight: np.ndarray | None, *, seed: int) -> Linear:
+    rng = np.random.default_rng(seed)
+    if len(train) > LINEAR_MAX_ROWS:
+        train = np.sort(rng.choice(train, LINEAR_MAX_ROWS, replace=False))
+    Mt = M[train].astype(np.float64)
+    mean = Mt.mean(axis=0)
+    scale = Mt.std(axis=0)
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    if len(np.unique(y[train])) < 2:
+        return Linear(mean, scale, None, int(y[train][0]))
+    model = LogisticRegression(C=1.0, max_iter=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a few more iterations would not move the ranking
+        model.fit((Mt - mean) / scale, y[train], sample_weight=None if weight is None else weight[train])
+    return Linear(mean, scale, model, -1)
+
+
+def linear_share(boost: np.ndarray, linear: np.ndarray, y: np.ndarray) -> float:
+    """The linear model's share of the blend: a half while its out-of-fold log loss is at most ``LINEAR_LOSS_RATIO``
+    times boosting's, falling linearly to none at twice that ratio. A model that is confidently wrong across whole
+    regions (an interaction no line draws) would otherwise clear the flipped rows there."""
+    rows = np.arange(len(y))
+    loss_boost = float(np.mean(-np.log(np.clip(boost[rows, y], 1e-6, 1.0))))
+    loss_linear = float(np.mean(-np.log(np.clip(linear[rows, y], 1e-6, 1.0))))
+    ratio = loss_linear / max(loss_boost, 1e-6)
+    return 0.5 * float(np.clip((2.0 * LINEAR_LOSS_RATIO - ratio) / LINEAR_LOSS_RATIO, 0.0, 1.0))
+
+
 @register("label_consistency")
 class LabelConsistencyDetector(Detector):
     description = "out-of-fold gradient boosting disagrees with the label (self-confidence, confident learning)"
@@ -88,6 +144,7 @@ class LabelConsistencyDetector(Detector):
         "max_iter": (positive_int, "a positive integer"),
         "max_train_rows": (positive_int, "a positive integer"),
         "passes": (positive_int, "a positive integer"),
+        "linear": (lambda v: isinstance(v, bool), "true or false"),
     }
 
     def _fit(self, ctx: ScanContext) -> None:
@@ -99,6 +156,8 @@ class LabelConsistencyDetector(Detector):
         cat = np.asarray(ctx.encoder.tree_categorical, dtype=bool)
         prior = np.bincount(y, minlength=n_classes) / len(y)
         self.models = []
+        self.linear_models = []
+        self.linear_shares_: list[float] = []
         total = np.zeros((ctx.n, n_classes), dtype=np.float64)
         # A group of near-copies counts once: a flood's weight of numbers would otherwise teach the fold models
         # its label around every copied point, and the other floods' out-of-fold predictions would agree with it.
@@ -114,7 +173,12 @@ class LabelConsistencyDetector(Detector):
             ctx.progress.task("label model (cross-fitted boosting)", total=k * passes) as advance,
         ):
             for r in range(passes):
-                proba = self._cross_fit(ctx, k, cap, cat, prior, weight, seed=ctx.seed + 101 * r, advance=advance)
+                boost, linear = self._cross_fit(
+                    ctx, k, cap, cat, prior, weight, seed=ctx.seed + 101 * r, advance=advance
+                )
+                w = 0.0 if linear is None else linear_share(boost, linear, y)
+                self.linear_shares_.append(w)
+                proba = boost if linear is None else (1.0 - w) * boost + w * linear
                 total += proba
                 # the next pass trusts each row as much as this one believes its label: likely poison weighs
                 # little, so it pulls the next model less toward itself
@@ -131,6 +195,7 @@ class LabelConsistencyDetector(Detector):
             "n_folds": k,
             "passes": passes,
             "train_rows_per_fold_at_most": cap,
+            "linear_share": [round(w, 3) for w in self.linear_shares_],
             "temperature": round(self.temperature_, 3),
             "cl_thresholds": self.thresholds_.round(3).tolist(),
         }
@@ -146,11 +211,14 @@ class LabelConsistencyDetector(Detector):
         *,
         seed: int,
         advance: Callable[[int], None],
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Out-of-fold probabilities of boosting and of the linear model (None when it is switched off)."""
         X, y, n_classes = ctx.tree_X, ctx.y, ctx.data.n_classes
         folds = fold_assignment(ctx, k, seed)
         rng = np.random.default_rng(seed + 1)
+        use_linear = bool(self.param("linear", True))
         proba = np.zeros((ctx.n, n_classes), dtype=np.float64)
+        proba_linear = np.zeros((ctx.n, n_classes), dtype=np.float64) if use_linear else None
         for f in range(k):
             train = np.flatnonzero(folds != f)
             test = np.flatnonzero(folds == f)
@@ -163,23 +231,36 @@ class LabelConsistencyDetector(Detector):
                 random_state=seed + f,
             )
             model.fit(X[train], y[train], sample_weight=None if weight is None else weight[train])
-            p = np.zeros((len(test), n_classes))
+            linear = fit_linear(ctx.metric_X, y, train, weight, seed=seed + f) if use_linear else None
             for start in range(0, len(test), 200_000):
                 part = test[start : start + 200_000]
-                p[start : start + len(part)] = self._expand(model, model.predict_proba(X[part]), n_classes)
-            # a class the fold never saw keeps its prior share instead of exactly zero
-            proba[test] = 0.999 * p + 0.001 * prior
+                # a class the fold never saw keeps its prior share instead of exactly zero
+                p = self._expand(model, model.predict_proba(X[part]), n_classes)
+                proba[part] = 0.999 * p + 0.001 * prior
+                if linear is not None and proba_linear is not None:
+                    proba_linear[part] = 0.999 * linear.predict_proba(ctx.metric_X[part], n_classes) + 0.001 * prior
             self.models.append(model)
+            self.linear_models.append(linear)
             advance(1)
-        return proba
+        return proba, proba_linear
 
     @staticmethod
-    def _expand(model: HistGradientBoostingClassifier, p: np.ndarray, n_classes: int) -> np.ndarray:
+    def _expand(model: Any, p: np.ndarray, n_classes: int) -> np.ndarray:
         if p.shape[1] == n_classes:
             return p
         out = np.zeros((len(p), n_classes))
         out[:, model.classes_] = p
         return out
+
+    def _predict(self, r: int, f: int, X: np.ndarray, M: np.ndarray, n_classes: int) -> np.ndarray:
+        """Pass ``r``'s blend of boosting's and the linear model's class probabilities, from fold ``f``'s models."""
+        k = self.info["n_folds"]
+        model, linear = self.models[r * k + f], self.linear_models[r * k + f]
+        p = self._expand(model, model.predict_proba(X), n_classes)
+        w = self.linear_shares_[r]
+        if linear is None or w == 0.0:
+            return p
+        return (1.0 - w) * p + w * linear.predict_proba(M, n_classes)
 
     def _transfer(self, reference: ScanContext, ctx: ScanContext) -> None:
         """Class probabilities of the new rows from the trusted fold models. Each new row gets, per pass, the
@@ -195,8 +276,7 @@ class LabelConsistencyDetector(Detector):
             for f in range(k):
                 rows = np.flatnonzero(fold == f)
                 if rows.size:
-                    model = self.models[r * k + f]
-                    p = self._expand(model, model.predict_proba(ctx.tree_X[rows]), n_classes)
+                    p = self._predict(r, f, ctx.tree_X[rows], ctx.metric_X[rows], n_classes)
                     proba[rows] += 0.999 * p + 0.001 * prior
         self.proba_ = apply_temperature(proba / passes, self.temperature_)
         ctx.cache["oof_proba"] = self.proba_
