@@ -25,9 +25,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from ..context import ScanContext, duplicate_groups
@@ -90,37 +93,22 @@ def apply_temperature(proba: np.ndarray, t: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-class Linear:
+def fit_linear(M: np.ndarray, y: np.ndarray, train: np.ndarray, weight: np.ndarray | None, *, seed: int) -> Any:
     """Standardised multinomial logistic regression on the metric view (numbers robust-scaled and log-compressed,
-    categories one-hot, text components); a fold with one class predicts that class."""
-
-    def __init__(self, mean: np.ndarray, scale: np.ndarray, model: LogisticRegression | None, only: int) -> None:
-        self.mean, self.scale, self.model, self.only = mean, scale, model, only
-
-    def predict_proba(self, M: np.ndarray, n_classes: int) -> np.ndarray:
-        out = np.zeros((len(M), n_classes))
-        if self.model is None:
-            out[:, self.only] = 1.0
-            return out
-        out[:, self.model.classes_] = self.model.predict_proba((M - self.mean) / self.scale)
-        return out
-
-
-def fit_linear(M: np.ndarray, y: np.ndarray, train: np.ndarray, weight: np.ndarray | None, *, seed: int) -> Linear:
-    rng = np.random.default_rng(seed)
+    categories one-hot, text components), on at most ``LINEAR_MAX_ROWS`` rows; a fold with one class predicts it."""
     if len(train) > LINEAR_MAX_ROWS:
-        train = np.sort(rng.choice(train, LINEAR_MAX_ROWS, replace=False))
-    Mt = M[train].astype(np.float64)
-    mean = Mt.mean(axis=0)
-    scale = Mt.std(axis=0)
-    scale = np.where(scale > 1e-9, scale, 1.0)
+        train = np.sort(np.random.default_rng(seed).choice(train, LINEAR_MAX_ROWS, replace=False))
     if len(np.unique(y[train])) < 2:
-        return Linear(mean, scale, None, int(y[train][0]))
-    model = LogisticRegression(C=1.0, max_iter=300)
+        return DummyClassifier(strategy="prior").fit(M[train], y[train])
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=300))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # a few more iterations would not move the ranking
-        model.fit((Mt - mean) / scale, y[train], sample_weight=None if weight is None else weight[train])
-    return Linear(mean, scale, model, -1)
+        model.fit(
+            M[train].astype(np.float64),
+            y[train],
+            logisticregression__sample_weight=None if weight is None else weight[train],
+        )
+    return model
 
 
 def linear_share(boost: np.ndarray, linear: np.ndarray, y: np.ndarray) -> float:
@@ -136,7 +124,10 @@ def linear_share(boost: np.ndarray, linear: np.ndarray, y: np.ndarray) -> float:
 
 @register("label_consistency")
 class LabelConsistencyDetector(Detector):
-    description = "out-of-fold gradient boosting disagrees with the label (self-confidence, confident learning)"
+    description = (
+        "out-of-fold gradient boosting, averaged with a linear model, disagrees with the label "
+        "(self-confidence, confident learning)"
+    )
     weight = 4.0
     gated = False
     constraints: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {
@@ -170,7 +161,7 @@ class LabelConsistencyDetector(Detector):
         threads = 1 if ctx.n * ctx.tree_X.shape[1] <= SINGLE_THREAD_CELLS else None
         with (
             threadpool_limits(limits=threads, user_api="openmp"),
-            ctx.progress.task("label model (cross-fitted boosting)", total=k * passes) as advance,
+            ctx.progress.task("label model (cross-fitted boosting + linear)", total=k * passes) as advance,
         ):
             for r in range(passes):
                 boost, linear = self._cross_fit(
@@ -238,7 +229,8 @@ class LabelConsistencyDetector(Detector):
                 p = self._expand(model, model.predict_proba(X[part]), n_classes)
                 proba[part] = 0.999 * p + 0.001 * prior
                 if linear is not None and proba_linear is not None:
-                    proba_linear[part] = 0.999 * linear.predict_proba(ctx.metric_X[part], n_classes) + 0.001 * prior
+                    q = self._expand(linear, linear.predict_proba(ctx.metric_X[part]), n_classes)
+                    proba_linear[part] = 0.999 * q + 0.001 * prior
             self.models.append(model)
             self.linear_models.append(linear)
             advance(1)
@@ -260,7 +252,7 @@ class LabelConsistencyDetector(Detector):
         w = self.linear_shares_[r]
         if linear is None or w == 0.0:
             return p
-        return (1.0 - w) * p + w * linear.predict_proba(M, n_classes)
+        return (1.0 - w) * p + w * self._expand(linear, linear.predict_proba(M), n_classes)
 
     def _transfer(self, reference: ScanContext, ctx: ScanContext) -> None:
         """Class probabilities of the new rows from the trusted fold models. Each new row gets, per pass, the
