@@ -30,6 +30,7 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 from datasets import LOADERS  # noqa: E402
-from images import asr, poison, predict, train_cnn  # noqa: E402
+from images import asr, poison, predict, proba, train_cnn  # noqa: E402
 
 import poisonguard as pg  # noqa: E402
 from poisonguard.representation import (  # noqa: E402
@@ -158,16 +159,29 @@ def run_one(
     attack: str,
     rate: float,
     seed: int,
+    train: Callable[[np.ndarray, np.ndarray], Any] | None = None,
 ) -> dict[str, Any]:
+    """One poisoned run; ``train(X, y)`` fits the model (default: the small CNN on CPU)."""
     t0 = time.perf_counter()
     n_classes = int(y.max()) + 1
     target = seed % n_classes
+    if train is None:
+
+        def train(Xs: np.ndarray, ys: np.ndarray) -> Any:
+            return train_cnn(Xs, ys, n_classes=n_classes, seed=seed)
+
     p = poison(X[tr], y[tr], attack, rate, target, seed)
-    model = train_cnn(p.X, p.y, n_classes=n_classes, seed=seed)
+    t_train = time.perf_counter()
+    model = train(p.X, p.y)
+    t_train = time.perf_counter() - t_train
     acc = float(np.mean(predict(model, X[te]) == y[te]))
     attack_sr = asr(model, X[te], y[te], attack, target, seed)
-    feats = penultimate_features(model, p.X[:, None], device="cpu")
+    t_feats = time.perf_counter()
+    feats = penultimate_features(model, p.X[:, None], device=str(next(model.parameters()).device))
+    t_feats = time.perf_counter() - t_feats
+    t_scan = time.perf_counter()
     result = scan_features(feats, p.y, seed)
+    t_scan = time.perf_counter() - t_scan
     rows = result.rows
     flagged = rows["flagged"].to_numpy()
     mask = p.mask
@@ -175,15 +189,10 @@ def run_one(
     ss = published_spectral_signatures(feats, p.y, eps)
     ac = published_activation_clustering(feats, p.y, seed=seed)
     # oracle: the clean model's disbelief in each row's (possibly flipped) label
-    import torch
-
-    with torch.no_grad():
-        logits = clean_model(torch.tensor(p.X[:, None]))
-        proba = torch.softmax(logits, 1).numpy()
-    oracle = 1.0 - proba[np.arange(len(p.y)), p.y]
-    sanitized = train_cnn(p.X[~flagged], p.y[~flagged], n_classes=n_classes, seed=seed)
+    oracle = 1.0 - proba(clean_model, p.X)[np.arange(len(p.y)), p.y]
+    sanitized = train(p.X[~flagged], p.y[~flagged])
     ss_removed = removed_mask(ss, p.y, eps)
-    ss_model = train_cnn(p.X[~ss_removed], p.y[~ss_removed], n_classes=n_classes, seed=seed)
+    ss_model = train(p.X[~ss_removed], p.y[~ss_removed])
     split_info = result.info["detectors"].get("representation_split", {}).get("classes") or [{}]
     top = split_info[0]
     rec = {
@@ -219,13 +228,18 @@ def run_one(
         "sanitized_asr": asr(sanitized, X[te], y[te], attack, target, seed),
         "ss_sanitized_asr": asr(ss_model, X[te], y[te], attack, target, seed),
         "seconds": round(time.perf_counter() - t0, 1),
+        "seconds_train": round(t_train, 1),
+        "seconds_features": round(t_feats, 1),
+        "seconds_scan": round(t_scan, 1),
     }
     return rec
 
 
 def unpoisoned(name: str, X: np.ndarray, y: np.ndarray, tr: np.ndarray, clean_model: Any, seed: int) -> dict[str, Any]:
-    feats = penultimate_features(clean_model, X[tr][:, None], device="cpu")
+    feats = penultimate_features(clean_model, X[tr][:, None], device=str(next(clean_model.parameters()).device))
+    t_scan = time.perf_counter()
     result = scan_features(feats, y[tr], seed)
+    t_scan = time.perf_counter() - t_scan
     ac = published_activation_clustering(feats, y[tr], seed=seed)
     top = (result.info["detectors"].get("representation_split", {}).get("classes") or [{}])[0]
     return {
@@ -240,6 +254,7 @@ def unpoisoned(name: str, X: np.ndarray, y: np.ndarray, tr: np.ndarray, clean_mo
         "split_class": top.get("class"),
         "split_z": top.get("z"),
         "split_pvalue": top.get("pvalue"),
+        "seconds_scan": round(t_scan, 1),
     }
 
 
@@ -247,14 +262,17 @@ def fmt(v: Any, digits: int = 3) -> str:
     return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
 
 
-def summarise(records: list[dict[str, Any]], out: Path, command: str) -> None:
+def summarise(records: list[dict[str, Any]], out: Path, command: str, header: str | None = None) -> None:
     df = pd.DataFrame.from_records(records)
+    header = header or (
+        "CPU only (no GPU was lent to this run). A small CNN (2 conv blocks, 64-unit penultimate layer, 4 epochs) is "
+        "trained on each poisoned training split (4,000 images)"
+    )
     lines = [
         "# Representation benchmark: image backdoors through a CNN's features",
         "",
         f"Command: `{command}`. Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}; "
-        "CPU only (no GPU was lent to this run). A small CNN (2 conv blocks, 64-unit penultimate layer, 4 epochs) is "
-        "trained on each poisoned training split (4,000 images); its penultimate features are the embeddings. "
+        f"{header.rstrip('.')}; its penultimate features are the embeddings. "
         "AUROC of each method's row score against the truth; `SS` and `AC` are spectral signatures and activation "
         "clustering as published, on the same features; the oracle is a CNN trained on the clean rows (1 - p(label)).",
         "",

@@ -214,3 +214,50 @@ class FeatureEncoder:
 
 
 __all__ = ["FeatureEncoder"]
+
+
+BOOST_BINS = 255  # the bins gradient boosting keeps per numeric feature (scikit-learn's max_bins)
+BIN_SAMPLE = 200_000  # rows the bin edges are read from, as scikit-learn's own binning subsamples
+
+
+def boosting_bin_edges(
+    X: np.ndarray, categorical: np.ndarray, *, max_bins: int = BOOST_BINS, seed: int = 0
+) -> list[np.ndarray | None]:
+    """Per numeric column of the tree view, the thresholds that gradient boosting's binning would use: midpoints of
+    the distinct values when there are at most ``max_bins`` of them, else quantiles (None for categorical columns).
+
+    Binning once per scan, without weights, replaces the booster's own binning in every fold and pass: with sample
+    weights, scikit-learn >= 1.6 computes one weighted percentile per threshold, each re-sorting the column
+    (about 0.1 s per column on 15,000 rows: minutes for a 512-dimensional embedding)."""
+    n = len(X)
+    rows = np.sort(np.random.default_rng(seed).choice(n, BIN_SAMPLE, replace=False)) if n > BIN_SAMPLE else None
+    edges: list[np.ndarray | None] = []
+    percentiles = np.linspace(0, 100, max_bins + 1)[1:-1]
+    for j in range(X.shape[1]):
+        if categorical[j]:
+            edges.append(None)
+            continue
+        col = np.asarray(X[:, j] if rows is None else X[rows, j], dtype=np.float64)
+        col = col[~np.isnan(col)]
+        distinct = np.unique(col)
+        if len(distinct) <= 1:
+            edges.append(np.zeros(0))
+        elif len(distinct) <= max_bins:
+            edges.append((distinct[:-1] + distinct[1:]) / 2.0)
+        else:
+            edges.append(np.unique(np.percentile(col, percentiles, method="averaged_inverted_cdf")))
+    return edges
+
+
+def apply_bin_edges(X: np.ndarray, edges: list[np.ndarray | None]) -> np.ndarray:
+    """The tree view with each numeric column replaced by its bin index (NaN stays NaN, for the booster's
+    missing-value branch); value ``x`` goes to bin ``i`` iff ``edges[i-1] < x <= edges[i]``, as in scikit-learn."""
+    out = np.array(X, dtype=np.float32, copy=True)
+    for j, e in enumerate(edges):
+        if e is None:
+            continue
+        col = X[:, j]
+        missing = np.isnan(col)
+        out[:, j] = np.searchsorted(e, col, side="left")
+        out[missing, j] = np.nan
+    return out

@@ -15,6 +15,11 @@ block outvote the clean ones there, and the flips look consistent. A linear mode
 keeps the trend of the rest of the data, so it still doubts them. Its share is a half, less where it explains the
 labels far worse than boosting (out-of-fold log loss over ``LINEAR_LOSS_RATIO`` times boosting's; none from twice
 that): where the truth is a shape no line draws, its doubts would be its own failure, not the rows'.
+
+When the features are a model's embedding (hundreds of dense columns), boosting reads its top
+``EMBEDDING_TREE_DIMS`` principal components: a network's penultimate features put the classes in few directions,
+and the cost of boosting grows with the columns (a 512-wide embedding of 60,000 images took minutes); the linear
+model still reads them all.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from ..context import ScanContext, duplicate_groups
+from ..features import apply_bin_edges, boosting_bin_edges
 from ..stats import ClassProbabilityNull
 from ._text import fmt_prob, quote
 from .base import Detector, DetectorOutput, explain, positive_int, register
@@ -42,6 +48,7 @@ MAX_TRAIN_ROWS = 250_000
 LINEAR_MAX_ROWS = 50_000  # a linear model's fit saturates long before boosting's
 LINEAR_LOSS_RATIO = 1.5
 SINGLE_THREAD_CELLS = 2_000_000  # rows x columns below which one thread is faster
+EMBEDDING_TREE_DIMS = 64  # principal components of a wide embedding that boosting reads
 
 
 def n_folds_for(n: int) -> int:
@@ -58,6 +65,23 @@ def train_cap_for(n: int) -> int:
     """Rows each fold model trains on: all of them for small data, a sample above that (detection quality
     saturates long before a million rows; the scan must cost about one model fit)."""
     return MAX_TRAIN_ROWS if n <= 300_000 else 150_000
+
+
+def embedding_reducer(ctx: ScanContext) -> Any:
+    """A seeded PCA onto ``EMBEDDING_TREE_DIMS`` components when the table's features are a wide embedding
+    (numeric, no missing values); None otherwise, and for every ordinary table."""
+    X = ctx.tree_X
+    assert X is not None and ctx.encoder is not None
+    # the table's features are the embedding itself (a label table scanned with embeddings; see ``scan``)
+    embedding = ctx.embeddings is not None and all(str(c).startswith("embedding_") for c in ctx.data.columns)
+    wide = embedding and X.shape[1] > 2 * EMBEDDING_TREE_DIMS
+    if not wide or np.asarray(ctx.encoder.tree_categorical, dtype=bool).any() or np.isnan(X).any():
+        return None
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(ctx.seed + 7)
+    rows = rng.choice(len(X), min(len(X), 50_000), replace=False)
+    return PCA(EMBEDDING_TREE_DIMS, svd_solver="randomized", random_state=ctx.seed).fit(X[rows])
 
 
 def fold_assignment(ctx: ScanContext, k: int, seed: int) -> np.ndarray:
@@ -159,13 +183,19 @@ class LabelConsistencyDetector(Detector):
         # On small data OpenMP's fork/join costs more than it saves, and it degrades badly when other processes
         # share the CPU (CI runners, parallel tests): boost single-threaded there.
         threads = 1 if ctx.n * ctx.tree_X.shape[1] <= SINGLE_THREAD_CELLS else None
+        self.reducer_ = embedding_reducer(ctx)
+        view = ctx.tree_X if self.reducer_ is None else self.reducer_.transform(ctx.tree_X)
+        if self.reducer_ is not None:
+            cat = np.zeros(view.shape[1], dtype=bool)
+        self.bin_edges_ = boosting_bin_edges(view, cat, seed=ctx.seed)
+        binned = apply_bin_edges(view, self.bin_edges_)
         with (
             threadpool_limits(limits=threads, user_api="openmp"),
             ctx.progress.task("label model (cross-fitted boosting + linear)", total=k * passes) as advance,
         ):
             for r in range(passes):
                 boost, linear = self._cross_fit(
-                    ctx, k, cap, cat, prior, weight, seed=ctx.seed + 101 * r, advance=advance
+                    ctx, binned, k, cap, cat, prior, weight, seed=ctx.seed + 101 * r, advance=advance
                 )
                 w = 0.0 if linear is None else linear_share(boost, linear, y)
                 self.linear_shares_.append(w)
@@ -189,11 +219,15 @@ class LabelConsistencyDetector(Detector):
             "linear_share": [round(w, 3) for w in self.linear_shares_],
             "temperature": round(self.temperature_, 3),
             "cl_thresholds": self.thresholds_.round(3).tolist(),
+            "boosting_reads": "all features"
+            if self.reducer_ is None
+            else f"{EMBEDDING_TREE_DIMS} principal components of the embedding",
         }
 
     def _cross_fit(
         self,
         ctx: ScanContext,
+        X: np.ndarray,
         k: int,
         cap: int,
         cat: np.ndarray,
@@ -203,8 +237,9 @@ class LabelConsistencyDetector(Detector):
         seed: int,
         advance: Callable[[int], None],
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Out-of-fold probabilities of boosting and of the linear model (None when it is switched off)."""
-        X, y, n_classes = ctx.tree_X, ctx.y, ctx.data.n_classes
+        """Out-of-fold probabilities of boosting (on ``X``, the binned tree view) and of the linear model (None
+        when it is switched off)."""
+        y, n_classes = ctx.y, ctx.data.n_classes
         folds = fold_assignment(ctx, k, seed)
         rng = np.random.default_rng(seed + 1)
         use_linear = bool(self.param("linear", True))
@@ -263,12 +298,14 @@ class LabelConsistencyDetector(Detector):
         prior = np.bincount(reference.y, minlength=n_classes) / len(reference.y)
         rng = np.random.default_rng(ctx.seed + 211)
         proba = np.zeros((ctx.n, n_classes), dtype=np.float64)
+        view = ctx.tree_X if self.reducer_ is None else self.reducer_.transform(ctx.tree_X)
+        binned = apply_bin_edges(view, self.bin_edges_)
         for r in range(passes):
             fold = rng.integers(0, k, size=ctx.n)
             for f in range(k):
                 rows = np.flatnonzero(fold == f)
                 if rows.size:
-                    p = self._predict(r, f, ctx.tree_X[rows], ctx.metric_X[rows], n_classes)
+                    p = self._predict(r, f, binned[rows], ctx.metric_X[rows], n_classes)
                     proba[rows] += 0.999 * p + 0.001 * prior
         self.proba_ = apply_temperature(proba / passes, self.temperature_)
         ctx.cache["oof_proba"] = self.proba_
