@@ -142,3 +142,18 @@ def test_cli_scans_with_embeddings(invoke, tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "embedding dimensions serve as its features" in res.output
+
+
+def test_boosting_reads_principal_components_of_a_wide_embedding_only() -> None:
+    """A 200-wide embedding as the table's features: boosting reads 64 components; a table's own columns stay."""
+    rng = np.random.default_rng(3)
+    n = 600
+    y = np.repeat(["a", "b", "c"], n // 3)
+    E = rng.normal(size=(n, 200)) + (np.searchsorted(["a", "b", "c"], y) * 1.5)[:, None]
+    result = pg.scan(pd.DataFrame({"label": y}), label="label", embeddings=E, seed=0)
+    info = result.info["detectors"]["label_consistency"]
+    assert info["boosting_reads"] == "64 principal components of the embedding"
+    assert result.verdict == "clean"
+    table = pd.DataFrame(E[:, :140], columns=[f"f{i}" for i in range(140)]).assign(label=y)
+    plain = pg.scan(table, label="label", embeddings=E, seed=0)
+    assert plain.info["detectors"]["label_consistency"]["boosting_reads"] == "all features"

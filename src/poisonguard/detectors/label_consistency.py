@@ -187,8 +187,11 @@ class LabelConsistencyDetector(Detector):
         view = ctx.tree_X if self.reducer_ is None else self.reducer_.transform(ctx.tree_X)
         if self.reducer_ is not None:
             cat = np.zeros(view.shape[1], dtype=bool)
-        self.bin_edges_ = boosting_bin_edges(view, cat, seed=ctx.seed)
-        binned = apply_bin_edges(view, self.bin_edges_)
+        # weighted fits (a second pass, or groups of copies) bin once here; unweighted ones keep boosting's own
+        # binning and spare the copy of the data
+        weighted = passes > 1 or copies is not None
+        self.bin_edges_ = boosting_bin_edges(view, cat, seed=ctx.seed) if weighted else None
+        binned = view if self.bin_edges_ is None else apply_bin_edges(view, self.bin_edges_)
         with (
             threadpool_limits(limits=threads, user_api="openmp"),
             ctx.progress.task("label model (cross-fitted boosting + linear)", total=k * passes) as advance,
@@ -237,7 +240,7 @@ class LabelConsistencyDetector(Detector):
         seed: int,
         advance: Callable[[int], None],
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Out-of-fold probabilities of boosting (on ``X``, the binned tree view) and of the linear model (None
+        """Out-of-fold probabilities of boosting (on ``X``, the tree view, binned for weighted fits) and of the linear model (None
         when it is switched off)."""
         y, n_classes = ctx.y, ctx.data.n_classes
         folds = fold_assignment(ctx, k, seed)
@@ -299,7 +302,7 @@ class LabelConsistencyDetector(Detector):
         rng = np.random.default_rng(ctx.seed + 211)
         proba = np.zeros((ctx.n, n_classes), dtype=np.float64)
         view = ctx.tree_X if self.reducer_ is None else self.reducer_.transform(ctx.tree_X)
-        binned = apply_bin_edges(view, self.bin_edges_)
+        binned = view if self.bin_edges_ is None else apply_bin_edges(view, self.bin_edges_)
         for r in range(passes):
             fold = rng.integers(0, k, size=ctx.n)
             for f in range(k):
