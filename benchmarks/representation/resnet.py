@@ -32,6 +32,18 @@ from run import fmt, run_one, summarise, unpoisoned  # noqa: E402
 from poisonguard.torch_features import penultimate_features  # noqa: E402
 
 RESULTS = HERE.parent / "results"
+COMMAND = "python benchmarks/representation/resnet.py --data-dir DIR --out-dir DIR --epochs 6 --budget-s 380"
+
+
+def describe(rec: dict) -> str:
+    """The model, data and machine behind the records, for the summary's header."""
+    gpu = f" ({rec['gpu']})" if rec.get("gpu") else ""
+    return (
+        f"ResNet-18 (512 penultimate features, {rec['epochs']} epochs, SGD one-cycle, bf16 autocast) trained on "
+        f"{rec['n_train']:,} Fashion-MNIST training images (clean test accuracy {rec['clean_accuracy']:.3f}), "
+        f"tested on the 10,000 test images; training and feature extraction on {rec['device']}{gpu}, torch "
+        f"{rec['torch']}; the scan on {rec['cpus']} CPU cores, Python {rec['python']}"
+    )
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -62,7 +74,13 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=0, help="a random subset of the test images (0: all)")
     ap.add_argument("--device", default=None, help="default: cuda when available")
     ap.add_argument("--budget-s", type=float, default=1e9, help="start no run after this many seconds")
+    ap.add_argument("--summarise", action="store_true", help="only rewrite the summary from the records")
     args = ap.parse_args()
+    jsonl, md = args.out_dir / "representation-resnet.jsonl", args.out_dir / "representation-resnet.md"
+    if args.summarise:
+        records = [json.loads(x) for x in jsonl.read_text().splitlines()]
+        summarise(records, md, COMMAND, header=describe(records[0]))
+        return
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -87,7 +105,6 @@ def main() -> None:
     tr, te = np.arange(len(ytr)), np.arange(len(ytr), len(y))
     n_classes = int(y.max()) + 1
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    jsonl, md = args.out_dir / "representation-resnet.jsonl", args.out_dir / "representation-resnet.md"
     records = []
     with jsonl.open("w") as fh:
         for seed in args.seeds:
@@ -138,13 +155,8 @@ def main() -> None:
                     ),
                     flush=True,
                 )
-    header = (
-        f"ResNet-18 (512 penultimate features, {args.epochs} epochs, SGD one-cycle, bf16 autocast) trained on "
-        f"{len(tr):,} Fashion-MNIST training images, tested on {len(te):,}; device {device}"
-        + (f" ({machine['gpu']})" if machine["gpu"] else "")
-        + f", torch {machine['torch']}, {machine['cpus']} CPU cores for the scan."
-    )
-    summarise(records, md, "python benchmarks/representation/resnet.py " + " ".join(sys.argv[1:]), header=header)
+    if records:
+        summarise(records, md, COMMAND, header=describe(records[0]))
     print(f"wrote {jsonl} and {md}", flush=True)
 
 

@@ -265,16 +265,16 @@ def fmt(v: Any, digits: int = 3) -> str:
 def summarise(records: list[dict[str, Any]], out: Path, command: str, header: str | None = None) -> None:
     df = pd.DataFrame.from_records(records)
     header = header or (
-        "CPU only (no GPU was lent to this run). A small CNN (2 conv blocks, 64-unit penultimate layer, 4 epochs) is "
-        "trained on each poisoned training split (4,000 images)"
+        f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}; CPU only (no GPU "
+        "was lent to this run). A small CNN (2 conv blocks, 64-unit penultimate layer, 4 epochs) is trained on each "
+        "poisoned training split (4,000 images)"
     )
     lines = [
-        "# Representation benchmark: image backdoors through a CNN's features",
+        "# Representation benchmark: image backdoors through a model's features",
         "",
-        f"Command: `{command}`. Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}; "
-        f"{header.rstrip('.')}; its penultimate features are the embeddings. "
+        f"Command: `{command}`. {header.rstrip('.')}; its penultimate features are the embeddings. "
         "AUROC of each method's row score against the truth; `SS` and `AC` are spectral signatures and activation "
-        "clustering as published, on the same features; the oracle is a CNN trained on the clean rows (1 - p(label)).",
+        "clustering as published, on the same features; the oracle is the same model trained on the clean rows (1 - p(label)).",
         "",
         "| dataset | attack | rate | seed | ASR | scan | split (in scan) | split class p | isolation (in scan) | deep k-NN (in scan) | QUE (ours, not in scan) | SS published | AC published | oracle | flag recall | flag precision | clean flagged | ASR after scan | ASR after SS | acc. after scan | split target (est. share / true) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -293,7 +293,7 @@ def summarise(records: list[dict[str, Any]], out: Path, command: str, header: st
     if len(clean):
         lines += [
             "",
-            "## Unpoisoned data (features of a CNN trained on clean rows)",
+            "## Unpoisoned data (features of the model trained on clean rows)",
             "",
             "| dataset | seed | scan flagged | verdict | AC published flagged | split: most split class (z, p) | flags per detector |",
             "|---|---|---|---|---|---|---|",
