@@ -35,12 +35,15 @@ RESULTS = HERE.parent / "results"
 COMMAND = "python benchmarks/representation/resnet.py --data-dir DIR --out-dir DIR --epochs 6 --budget-s 380"
 
 
-def describe(rec: dict) -> str:
+def describe(records: list[dict]) -> str:
     """The model, data and machine behind the records, for the summary's header."""
+    rec = records[0]
+    accs = sorted({round(r["clean_accuracy"], 3) for r in records})
+    acc = f"{accs[0]:.3f}" if len(accs) == 1 else f"{accs[0]:.3f}-{accs[-1]:.3f}"
     gpu = f" ({rec['gpu']})" if rec.get("gpu") else ""
     return (
         f"ResNet-18 (512 penultimate features, {rec['epochs']} epochs, SGD one-cycle, bf16 autocast) trained on "
-        f"{rec['n_train']:,} Fashion-MNIST training images (clean test accuracy {rec['clean_accuracy']:.3f}), "
+        f"{rec['n_train']:,} Fashion-MNIST training images (clean test accuracy {acc}), "
         f"tested on the 10,000 test images; training and feature extraction on {rec['device']}{gpu}, torch "
         f"{rec['torch']}; the scan on {rec['cpus']} CPU cores, Python {rec['python']}"
     )
@@ -80,7 +83,7 @@ def main() -> None:
     jsonl, md = args.out_dir / "representation-resnet.jsonl", args.out_dir / "representation-resnet.md"
     if args.summarise:
         records = [json.loads(x) for x in jsonl.read_text().splitlines()]
-        summarise(records, md, COMMAND, header=describe(records[0]))
+        summarise(records, md, COMMAND, header=describe(records))
         return
     import torch
 
@@ -158,7 +161,7 @@ def main() -> None:
                     flush=True,
                 )
     if records:
-        summarise(records, md, COMMAND, header=describe(records[0]))
+        summarise(records, md, COMMAND, header=describe(records))
     print(f"wrote {jsonl} and {md}", flush=True)
 
 
