@@ -58,3 +58,24 @@ def auroc(scores: np.ndarray, positives: np.ndarray) -> float:
     truth = np.zeros(len(scores), dtype=bool)
     truth[positives] = True
     return float(roc_auc_score(truth, scores))
+
+
+def messages(seed: int, n: int, n_junk: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Short messages from a Zipf-like vocabulary of 400 words (some rows use a few rare ones), plus ``n_junk``
+    rows of made-up words."""
+    rng = np.random.default_rng(seed)
+    vocab = np.array([f"w{i}" for i in range(400)])
+    weights = 1.0 / np.arange(1, 401)
+    lengths = rng.integers(4, 16, n + n_junk)
+    words = rng.choice(vocab, size=(n, 16), p=weights / weights.sum())
+    texts = [" ".join(w[:k]) for w, k in zip(words, lengths[:n], strict=True)]
+    odd = rng.choice(n, n // 10, replace=False)  # clean rows with one or two words of their own
+    for j, i in enumerate(odd):
+        texts[i] += f" name{j}" + (f" code{j}" if j % 2 else "")
+    alphabet = np.array(list("abcdefghijklmnopqrstuvwxyz0123456789"))
+    junk = ["".join(rng.choice(alphabet, 7)) for _ in range(lengths[n:].sum())]
+    cuts = np.cumsum(lengths[n:])[:-1]
+    texts += [" ".join(g) for g in np.split(np.array(junk), cuts)] if n_junk else []
+    frame = pd.DataFrame({"text": texts, "x": rng.normal(size=n + n_junk)})
+    frame["label"] = rng.choice(["ham", "spam"], n + n_junk)
+    return frame, np.arange(n, n + n_junk)

@@ -10,6 +10,7 @@ from sklearn.metrics import roc_auc_score
 from conftest import make_table
 from poisonguard.errors import InputError
 from poisonguard.incremental import Reference, fit_reference, scan_incremental
+from synth import messages
 
 N_TRUSTED, N_NEW, N_FLIP = 900, 450, 30
 
@@ -138,3 +139,16 @@ def test_transfer_needs_a_fitted_detector(ref: Reference) -> None:
 
     with pytest.raises(NotFittedError, match="before transfer"):
         get_detector("class_outlier").transfer(ref.context, ref.context)
+
+
+def test_junk_text_in_a_new_batch_is_judged_against_the_trusted_words() -> None:
+    """A new row's word is rare when no trusted row holds it, a trusted row's when no other trusted row does:
+    the same rule on both sides, so the trusted rows calibrate the new ones and clean new messages stay clean."""
+    trusted, _ = messages(seed=1, n=1500, n_junk=0)
+    new, junk = messages(seed=2, n=400, n_junk=20)
+    ref = fit_reference(trusted, label="label", types={"text": "text"}, seed=0)
+    res = scan_incremental(new, baseline=ref, label="label", types={"text": "text"}, seed=0)
+    flagged = res.rows.set_index("row")["flagged"].reindex(np.arange(len(new))).to_numpy()
+    truth = np.isin(np.arange(len(new)), junk)
+    assert flagged[truth].mean() >= 0.9 and flagged[~truth].mean() <= 0.03
+    assert res.summary["detectors"]["isolation"]["text_view"] == ["text"]

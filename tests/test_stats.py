@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poisonguard.stats import ClassProbabilityNull, TailNull, binom_interval
+from poisonguard.stats import ClassProbabilityNull, RarityNull, TailNull, binom_interval
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 
@@ -169,3 +169,30 @@ def test_separated_block_finds_a_far_block_and_not_a_heavy_tail() -> None:
     edge = separated_block(np.r_[body, block])
     assert edge is not None and body.max() < edge <= block.min()
     assert separated_block(np.r_[body, rng.uniform(80, 120, size=5000)]) is None  # half the data is no block
+
+
+# -------------------------------------------------------------------------------------------------- RarityNull
+
+
+def test_rarity_null_is_calibrated_and_junk_rows_cannot_widen_it() -> None:
+    """Clean rows: beta-binomial counts of rare words (mean 6%, clustered). Junk rows: every word rare. The fit
+    must barely move as junk goes from none to a quarter of the rows, keep clean p-values calibrated, and put
+    junk rows of a few words far below them."""
+    rng = np.random.default_rng(0)
+    n = 20_000
+    total = rng.integers(1, 30, n)
+    rare = rng.binomial(total, rng.beta(0.9, 14.0, n))
+    base = RarityNull.fit(rare, total)
+    assert base is not None
+    assert base.mean == pytest.approx(0.9 / 14.9, rel=0.1)
+    p = base.pvalue(rare, total)
+    for level in (0.05, 0.01):
+        assert np.mean(p <= level) <= level * 1.2
+    junk_total = rng.integers(4, 30, n // 3)
+    contaminated = RarityNull.fit(np.r_[rare, junk_total], np.r_[total, junk_total])
+    assert contaminated is not None
+    assert contaminated.a == pytest.approx(base.a, rel=0.1) and contaminated.b == pytest.approx(base.b, rel=0.1)
+    assert contaminated.pvalue(junk_total, junk_total).max() < 1e-3
+    # no rows with information (one word each) -> no null; rows without words are never suspicious
+    assert RarityNull.fit(np.zeros(500, int), np.ones(500, int)) is None
+    assert base.pvalue(np.array([0, 0]), np.array([0, 5])).tolist() == [1.0, 1.0]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.decomposition import PCA, TruncatedSVD
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 
@@ -74,6 +75,12 @@ class _TextModel:
     # hashed columns that occur in the fitting sample: the SVD is fitted on those only (2^18 mostly empty
     # columns cost seconds for nothing); tokens unseen at fit time carry no component anyway
     used: np.ndarray | None = None
+
+    def tokens(self, s: pd.Series) -> sparse.csr_matrix:
+        """Which hashed words each row holds (0/1, sparse), by the same tokeniser as the components."""
+        m = self.hasher.transform(_as_text(s).to_numpy()).tocsr()
+        m.data = np.ones_like(m.data)
+        return m
 
     def transform(self, s: pd.Series) -> np.ndarray:
         m = self.tfidf.transform(self.hasher.transform(_as_text(s).to_numpy()))

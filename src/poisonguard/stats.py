@@ -10,6 +10,9 @@ Two kinds of null:
   data itself; beyond its 75th percentile the tail is extrapolated as the exponential through the median and
   the 75th percentile, so that a group of far-out rows (up to a quarter of the data) cannot hide itself by
   pulling the empirical quantiles up.
+* ``RarityNull``: for counts of rare items in a row (words no other row uses). Rare words cluster in real rows
+  (numbers, names, another language), so the count is beta-binomial, not binomial; the fit reads only rows
+  where at most half the items are rare, so junk rows (all items new) cannot widen the null that judges them.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binom
+from scipy.optimize import minimize
+from scipy.stats import betabinom, binom
 
 EPS = 1e-12
 
@@ -114,6 +118,57 @@ class TailNull:
         # the tail starts at 0.25 (r = 1); in the body the empirical p-value stays at or above it, which only
         # matters for small samples full of ties, where it could dip below and make p grow with the statistic
         return np.clip(np.where(above, tail, np.maximum(emp, 0.25)), EPS, 1.0)
+
+
+RARITY_FIT_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class RarityNull:
+    """Beta-binomial null for ``rare`` of ``total`` items in a row being rare.
+
+    Fitted by maximum likelihood truncated at half: only rows with ``rare <= total // 2`` enter, each with its
+    likelihood conditioned on that event. For clean rows the estimate stays consistent (the truncation is part
+    of the model); rows that are mostly new items, whatever their share of the data, carry no weight. On a
+    corpus of text messages the fit moved by under 2% from 0% to 20% junk rows.
+    """
+
+    a: float
+    b: float
+
+    @classmethod
+    def fit(cls, rare: np.ndarray, total: np.ndarray, *, seed: int = 0) -> RarityNull | None:
+        """``None`` when too few rows carry information (two or more items, at most half of them rare)."""
+        rare = np.asarray(rare, dtype=np.int64)
+        total = np.asarray(total, dtype=np.int64)
+        top = total // 2
+        keep = np.flatnonzero((total >= 2) & (rare <= top))
+        if keep.size < 50:
+            return None
+        if keep.size > RARITY_FIT_ROWS:
+            keep = np.random.default_rng(seed).choice(keep, RARITY_FIT_ROWS, replace=False)
+        r, k, t = rare[keep], total[keep], top[keep]
+        mean = max(float(r.sum()) / max(float(k.sum()), 1.0), 1e-3)
+
+        def nll(theta: np.ndarray) -> float:
+            a, b = np.exp(np.clip(theta, -12, 12))
+            ll = betabinom.logpmf(r, k, a, b) - betabinom.logcdf(t, k, a, b)
+            return float(-np.sum(ll))
+
+        res = minimize(nll, np.log([mean * 2, (1 - mean) * 2]), method="Nelder-Mead", options={"xatol": 1e-3})
+        a, b = np.exp(np.clip(res.x, -12, 12))
+        return cls(float(a), float(b))
+
+    @property
+    def mean(self) -> float:
+        return self.a / (self.a + self.b)
+
+    def pvalue(self, rare: np.ndarray, total: np.ndarray) -> np.ndarray:
+        """P(at least ``rare`` of ``total`` rare) for a clean row; 1 for rows without items."""
+        rare = np.asarray(rare, dtype=np.int64)
+        total = np.asarray(total, dtype=np.int64)
+        p = betabinom.sf(rare - 1, np.maximum(total, 1), self.a, self.b)
+        return np.where((total > 0) & (rare > 0), p, 1.0)
 
 
 def separated_block(stat: np.ndarray, *, min_gap: float = 1.5, max_share: float = 0.4) -> float | None:

@@ -275,3 +275,22 @@ def test_segment_flip_default_segment_comes_from_the_seed() -> None:
     assert len(segments) >= 3  # several segments, each one a category or a quartile
     again = get_attack("segment_targeted_flip").apply(ds, rate=RATE, seed=3)
     assert again.meta["segment"] == run("segment_targeted_flip", 3).meta["segment"]
+
+
+# --- out_of_distribution ------------------------------------------------------------------------------------
+
+
+def test_out_of_distribution_writes_junk_text_that_shares_no_word_with_the_data() -> None:
+    """Copied text with a random label is a duplicate, not junk: every added row's text must be new words, as
+    many as the row it was copied from held."""
+    ds, _, _ = contract_data()
+    out = run("out_of_distribution")
+    added = out.frame.iloc[ds.n_rows :]
+    vocabulary = set(" ".join(ds.frame["note"].dropna()).split())
+    junk = added["note"].astype(str)
+    words = junk.str.split()
+    assert len(added) == out.meta["added_rows"] > 0
+    assert not any(set(w) & vocabulary for w in words)
+    assert words.str.len().min() >= 1 and words.str.len().max() <= 6
+    assert junk.str.fullmatch(r"[a-z0-9]{3,10}( [a-z0-9]{3,10})*").all()
+    assert (added["region"] == "__ood__").all()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
 from poisonguard.detectors import DetectorOutput, get_detector
-from synth import context
+from synth import auroc, context, messages
 
 
 def _with_far_rows(seed: int, n: int = 390, n_far: int = 10) -> tuple[pd.DataFrame, np.ndarray]:
@@ -121,3 +123,28 @@ def test_a_common_factor_behind_heavy_tailed_columns_is_no_junk() -> None:
     result = pg.scan(frame, label="label")
     assert result.verdict == "clean"
     assert result.summary["flagged_fraction"] < 0.01
+
+
+def test_junk_text_is_caught_by_the_text_view_whatever_its_share() -> None:
+    """Junk text sits near the origin of the text components, among short ordinary messages: the forest and the
+    median-distance view miss it. Counting words no other row holds finds it, at a tenth of the data as at a
+    hundredth, while clean rows (some with words of their own) keep p-values near uniform."""
+    for n_junk in (8, 120):
+        frame, junk = messages(seed=1, n=1000, n_junk=n_junk)
+        ctx = context(frame, types={"text": "text"})
+        det = get_detector("isolation").fit(ctx)
+        out = det.score(ctx, np.arange(ctx.n))
+        clean = np.setdiff1d(np.arange(len(frame)), junk)
+        assert det.info["text_view"] == ["text"]
+        assert auroc(out.scores, junk) > 0.99
+        assert np.mean(out.pvalues[junk] <= 1e-3) >= 0.9
+        assert np.mean(out.pvalues[clean] <= 0.01) <= 0.02
+        pattern = r"text unlike the rest: (\d+) of (\d+) words in 'text' occur in no other row \(typically \d+%\)"
+        found = [re.fullmatch(pattern, r) for r in out.reasons[junk][out.pvalues[junk] <= 1e-3]]
+        assert all(m is not None and int(m[1]) >= 0.8 * int(m[2]) for m in found)  # words may share a hash bucket
+
+
+def test_tables_without_text_get_no_text_view() -> None:
+    frame, _ = _with_far_rows(seed=0)
+    ctx = context(frame)
+    assert get_detector("isolation").fit(ctx).info["text_view"] == []

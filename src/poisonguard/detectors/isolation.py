@@ -20,6 +20,13 @@ columns). The second view needs three numeric columns, and abstains where its st
 quarter of the rows at 0 (sparse counts, pixels with a blank background), its median equal to its 75th
 percentile (a few small integer columns), or a null that puts significantly more than 1% of its own rows below
 1%. The row's p-value is the Bonferroni minimum of the two views.
+
+Free text gets a third view. Its components (a projection of word weights) put a message of words nobody else
+uses near the origin, among short ordinary messages, so junk text (keyboard mash, encoded blobs, another
+alphabet) looked typical to both views above. The text view counts, per row, the words that no other row holds,
+and judges the count by a beta-binomial null (``stats.RarityNull``, fitted on rows where at most half the words
+are rare, so junk cannot widen it). With several text columns it takes the Bonferroni minimum over them, and the
+row's p-value becomes the Bonferroni minimum of all the views that apply.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ from scipy.stats import binom
 from sklearn.ensemble import IsolationForest
 
 from ..context import ScanContext
-from ..stats import TailNull, separated_block
+from ..stats import RarityNull, TailNull, separated_block
+from ._text import fmt_int
 from .base import Detector, DetectorOutput, explain, positive_int, register
 
 FAR_MIN_COLUMNS = 3
@@ -99,6 +107,40 @@ class IsolationDetector(Detector):
                 if binom.sf(c - 1, len(body), 0.01) > 1e-3:
                     self.far_null_ = null
         self.info["far_view"] = self.far_null_ is not None
+        self._fit_text(ctx)
+
+    def _fit_text(self, ctx: ScanContext) -> None:
+        """Per text column: how many rows hold each hashed word, and the null for a row's count of rare words."""
+        self.text_df_: dict[str, np.ndarray] = {}
+        self.text_null_: dict[str, RarityNull] = {}
+        # the rows whose words were counted: for them a word is rare when no other row holds it; for new rows (an
+        # incremental scan scores them, and re-scores the trusted rows as its calibration) when no counted row does
+        self.text_counted_: ScanContext | None = ctx
+        enc = ctx.encoder
+        self.info["text_view"] = []
+        if enc is None or not enc.text:
+            return
+        frame = ctx.data.frame
+        rng = np.random.default_rng(ctx.seed + 17)
+        sample = np.sort(rng.choice(ctx.n, min(ctx.n, 50_000), replace=False))
+        with ctx.progress.task("isolation: word frequencies", total=ctx.n * len(enc.text)) as advance:
+            for col, model in enc.text.items():
+                df = np.zeros(model.hasher.n_features, dtype=np.int64)
+                for rows in ctx.chunks():
+                    df += np.bincount(model.tokens(frame[col].iloc[rows]).indices, minlength=len(df))
+                    advance(len(rows))
+                self.text_df_[col] = df
+                rare, total = self._rare_words(ctx, col, sample)
+                null = RarityNull.fit(rare, total, seed=ctx.seed)
+                if null is not None:
+                    self.text_null_[col] = null
+        self.info["text_view"] = sorted(self.text_null_)
+
+    def _rare_words(self, ctx: ScanContext, col: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        assert ctx.encoder is not None
+        m = ctx.encoder.text[col].tokens(ctx.data.frame[col].iloc[rows])
+        rare = (self.text_df_[col] <= (1 if ctx is self.text_counted_ else 0)).astype(np.float64)
+        return np.rint(m @ rare).astype(np.int64), np.diff(m.indptr).astype(np.int64)
 
     def _transfer(self, reference: ScanContext, ctx: ScanContext) -> None:
         """A forest fitted on trusted rows only splits within their range, so a new row far beyond it is isolated
@@ -130,20 +172,43 @@ class IsolationDetector(Detector):
         """Median over numeric columns of log(1 + robust distance from the column's median)."""
         return np.median(np.abs(V[:, self.numeric_]), axis=1).astype(np.float64)
 
+    def _text_view(self, ctx: ScanContext, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Bonferroni minimum over text columns of the rare-word p-value, with the counts and column behind it."""
+        p = np.ones(len(rows))
+        rare = np.zeros(len(rows), dtype=np.int64)
+        total = np.zeros(len(rows), dtype=np.int64)
+        which = np.zeros(len(rows), dtype=np.int64)
+        for j, (col, null) in enumerate(self.text_null_.items()):
+            r, k = self._rare_words(ctx, col, rows)
+            pc = null.pvalue(r, k)
+            better = pc < p
+            p = np.where(better, pc, p)
+            rare = np.where(better, r, rare)
+            total = np.where(better, k, total)
+            which = np.where(better, j, which)
+        return np.minimum(1.0, len(self.text_null_) * p), rare, total, which
+
     def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
         assert ctx.tree_X is not None
         V = self._view(ctx.tree_X, rows)
-        pv = self.null_.pvalue(-self.forest_.score_samples(V))
-        far_null = self.far_null_
-        if far_null is None:
-            p_far = np.ones_like(pv)
-            scales = np.zeros_like(pv)
-        else:
+        p_forest = self.null_.pvalue(-self.forest_.score_samples(V))
+        views = [p_forest]
+        p_far = np.ones_like(p_forest)
+        scales = np.zeros_like(p_forest)
+        if self.far_null_ is not None:
             far = self._far(V)
-            p_far = far_null.pvalue(far)
+            p_far = self.far_null_.pvalue(far)
             scales = np.expm1(far)
-            pv = np.minimum(1.0, 2 * np.minimum(pv, p_far))
-        by_far = p_far * 2 <= pv
+            views.append(p_far)
+        p_text = np.ones_like(p_forest)
+        text_nulls = getattr(self, "text_null_", {})
+        if text_nulls:
+            p_text, rare, total, which = self._text_view(ctx, rows)
+            views.append(p_text)
+        m = len(views)
+        pv = np.minimum(1.0, m * np.minimum.reduce(views)) if m > 1 else p_forest
+        by_far = (self.far_null_ is not None) & (p_far * m <= pv)
+        by_text = (len(text_nulls) > 0) & (p_text * m <= pv) & ~by_far
 
         def build(i: np.ndarray) -> np.ndarray:
             overall = (
@@ -156,6 +221,23 @@ class IsolationDetector(Detector):
                 + np.char.mod("%.0f", scales[i]).astype(object)
                 + " interquartile ranges from the typical value)"
             )
-            return np.where(by_far[i], far_txt, overall)
+            out = np.where(by_far[i], far_txt, overall)
+            if text_nulls:
+                names = np.array(list(text_nulls), dtype=object)
+                typical = np.array([100 * n.mean for n in text_nulls.values()])
+                where = "no other row" if ctx is self.text_counted_ else "no trusted row"
+                text_txt = (
+                    "text unlike the rest: "
+                    + fmt_int(rare[i])
+                    + " of "
+                    + fmt_int(total[i])
+                    + " words in '"
+                    + names[which[i]]
+                    + f"' occur in {where} (typically "
+                    + np.char.mod("%.0f", typical[which[i]]).astype(object)
+                    + "%)"
+                )
+                out = np.where(by_text[i], text_txt, out)
+            return out
 
         return DetectorOutput(scores=1.0 - pv, pvalues=pv, reasons=explain(pv, build))
