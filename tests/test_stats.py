@@ -195,4 +195,7 @@ def test_rarity_null_is_calibrated_and_junk_rows_cannot_widen_it() -> None:
     assert contaminated.pvalue(junk_total, junk_total).max() < 1e-3
     # no rows with information (one word each) -> no null; rows without words are never suspicious
     assert RarityNull.fit(np.zeros(500, int), np.ones(500, int)) is None
+    # a column of codes: most rows' words are their own; rare is the norm there, not junk
+    codes_total = rng.integers(2, 5, 2000)
+    assert RarityNull.fit(np.maximum(codes_total - rng.integers(0, 2, 2000), 0), codes_total) is None
     assert base.pvalue(np.array([0, 0]), np.array([0, 5])).tolist() == [1.0, 1.0]

@@ -138,12 +138,15 @@ class RarityNull:
 
     @classmethod
     def fit(cls, rare: np.ndarray, total: np.ndarray, *, seed: int = 0) -> RarityNull | None:
-        """``None`` when too few rows carry information (two or more items, at most half of them rare)."""
+        """``None`` when too few rows carry information (two or more items, at most half of them rare), or when
+        they are not most of the rows with two or more items: then rare items are the column's norm (codes,
+        names), not a sign of junk, and a null fitted on the exceptions would flag the rule."""
         rare = np.asarray(rare, dtype=np.int64)
         total = np.asarray(total, dtype=np.int64)
         top = total // 2
-        keep = np.flatnonzero((total >= 2) & (rare <= top))
-        if keep.size < 50:
+        informative = total >= 2
+        keep = np.flatnonzero(informative & (rare <= top))
+        if keep.size < 50 or keep.size < 0.5 * informative.sum():
             return None
         if keep.size > RARITY_FIT_ROWS:
             keep = np.random.default_rng(seed).choice(keep, RARITY_FIT_ROWS, replace=False)
