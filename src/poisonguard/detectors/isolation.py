@@ -76,13 +76,19 @@ class IsolationDetector(Detector):
         self.numeric_ = (
             ~np.asarray(ctx.encoder.tree_categorical, dtype=bool) if ctx.encoder else np.ones(X.shape[1], bool)
         )
+        # the far view reads the table's numeric columns, not text components: a projection of word weights has
+        # no 'usual range' (on a column of codes it put 4% of clean rows 'far out in most numeric columns')
+        self.far_cols_ = self.numeric_.copy()
+        if ctx.encoder is not None and ctx.encoder.text:
+            prefixes = tuple(f"{col}:text" for col in ctx.encoder.text)
+            self.far_cols_ &= ~np.array([name.startswith(prefixes) for name in ctx.encoder.tree_names])
         Xs = self._view(X, sample)
         self.far_null_: TailNull | None = None
         self.info = {}
         # A block of rows that the median distance sets apart by a wide empty gap is junk to both views: the
         # forest is fitted and its null taken without it (in the forest's sample it masks itself, and at a tenth
         # of the data it also sets the null's tail shape), and the far view's null is fitted below it.
-        far = self._far(Xs) if int(self.numeric_.sum()) >= FAR_MIN_COLUMNS else None
+        far = self._far(Xs) if int(self.far_cols_.sum()) >= FAR_MIN_COLUMNS else None
         edge = None if far is None else separated_block(far)
         keep = np.ones(len(Xs), dtype=bool) if edge is None else far < edge
         self.info["block_rows_in_sample"] = int((~keep).sum())
@@ -170,7 +176,7 @@ class IsolationDetector(Detector):
 
     def _far(self, V: np.ndarray) -> np.ndarray:
         """Median over numeric columns of log(1 + robust distance from the column's median)."""
-        return np.median(np.abs(V[:, self.numeric_]), axis=1).astype(np.float64)
+        return np.median(np.abs(V[:, self.far_cols_]), axis=1).astype(np.float64)
 
     def _text_view(self, ctx: ScanContext, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Bonferroni minimum over text columns of the rare-word p-value, with the counts and column behind it."""
