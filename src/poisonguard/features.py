@@ -72,8 +72,8 @@ class _TextModel:
     hasher: HashingVectorizer
     tfidf: TfidfTransformer
     svd: TruncatedSVD | None
-    # hashed columns that occur in two or more rows of the fitting sample: the SVD is fitted on those only (2^18
-    # mostly empty columns cost seconds for nothing); tokens unseen at fit time carry no component anyway
+    # hashed columns that occur in the fitting sample: the SVD is fitted on those only (2^18 mostly empty
+    # columns cost seconds for nothing); tokens unseen at fit time carry no component anyway
     used: np.ndarray | None = None
 
     def tokens(self, s: pd.Series) -> sparse.csr_matrix:
@@ -135,12 +135,7 @@ class FeatureEncoder:
                 texts = _as_text(s).to_numpy()
                 tfidf = TfidfTransformer(sublinear_tf=True).fit(hasher.transform(texts))
                 m = tfidf.transform(hasher.transform(texts)).tocsr()
-                # words in two or more rows: a word of one row describes no shared structure, and on a column of
-                # codes or names the components latched onto single rows and set them far out
-                df = np.bincount(m.indices, minlength=m.shape[1])  # CSR indices are column numbers
-                used = np.flatnonzero(df >= 2)
-                if used.size == 0:
-                    used = np.flatnonzero(df) if m.nnz else np.arange(1)
+                used = np.unique(m.indices) if m.nnz else np.arange(1)  # CSR indices are column numbers
                 m = m[:, used]
                 k = min(TEXT_COMPONENTS, m.shape[0] - 1, max(m.shape[1] - 1, 1))
                 svd = TruncatedSVD(n_components=k, random_state=seed).fit(m) if k >= 1 else None
