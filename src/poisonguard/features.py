@@ -107,6 +107,7 @@ class FeatureEncoder:
     pca: PCA | None = None
     tree_names: list[str] = field(default_factory=list)
     tree_categorical: list[bool] = field(default_factory=list)
+    tree_sources: list[str] = field(default_factory=list)  # the input column behind each tree column
     metric_names: list[str] = field(default_factory=list)
 
     @classmethod
@@ -127,6 +128,7 @@ class FeatureEncoder:
                 enc.freq[col] = counts / max(len(s), 1)
                 enc.tree_names.append(col)
                 enc.tree_categorical.append(True)
+                enc.tree_sources.append(col)
                 enc.metric_names += [f"{col}={v}" for v in enc.onehot[col]]
                 if len(counts) > MAX_ONEHOT:
                     enc.metric_names.append(f"{col}:frequency")
@@ -144,6 +146,7 @@ class FeatureEncoder:
                 names = [f"{col}:text{i}" for i in range(n_out)]
                 enc.tree_names += names
                 enc.tree_categorical += [False] * n_out
+                enc.tree_sources += [col] * n_out
                 enc.metric_names += names
             else:
                 x = _as_numeric(s, kind)
@@ -160,6 +163,7 @@ class FeatureEncoder:
                 enc.center[col], enc.scale[col] = med, sc
                 enc.tree_names.append(col)
                 enc.tree_categorical.append(False)
+                enc.tree_sources.append(col)
                 enc.metric_names.append(col)
                 if enc.has_missing[col]:
                     enc.metric_names.append(f"{col}:missing")

@@ -55,5 +55,7 @@ def junk_text(texts: pd.Series, rng: np.random.Generator) -> np.ndarray:
     chars = JUNK_ALPHABET[rng.integers(0, len(JUNK_ALPHABET), size=(len(lengths), width))]
     chars[np.arange(width)[None, :] >= lengths[:, None]] = ""
     tokens = chars.view(f"<U{width}").ravel()  # trailing empty characters are padding: each row is one word
-    row = np.repeat(np.arange(len(words)), words)
-    return pd.Series(tokens, dtype=object).groupby(row).agg(" ".join).to_numpy(dtype=object)
+    # one join over every word, a newline after each row's last word, then one split: no per-row Python call
+    seps = np.full(len(tokens), " ", dtype="<U1")
+    seps[np.cumsum(words) - 1] = "\n"
+    return np.array("".join(np.char.add(tokens, seps).tolist()).split("\n")[:-1], dtype=object)

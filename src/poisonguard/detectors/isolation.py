@@ -80,8 +80,8 @@ class IsolationDetector(Detector):
         # no 'usual range' (on a column of codes it put 4% of clean rows 'far out in most numeric columns')
         self.far_cols_ = self.numeric_.copy()
         if ctx.encoder is not None and ctx.encoder.text:
-            prefixes = tuple(f"{col}:text" for col in ctx.encoder.text)
-            self.far_cols_ &= ~np.array([name.startswith(prefixes) for name in ctx.encoder.tree_names])
+            kinds = np.array([ctx.encoder.columns[c] for c in ctx.encoder.tree_sources])
+            self.far_cols_ &= kinds != "text"
         Xs = self._view(X, sample)
         self.far_null_: TailNull | None = None
         self.info = {}
@@ -207,7 +207,7 @@ class IsolationDetector(Detector):
             scales = np.expm1(far)
             views.append(p_far)
         p_text = np.ones_like(p_forest)
-        text_nulls = getattr(self, "text_null_", {})
+        text_nulls = self.text_null_
         if text_nulls:
             p_text, rare, total, which = self._text_view(ctx, rows)
             views.append(p_text)
