@@ -123,6 +123,15 @@ class TailNull:
 RARITY_FIT_ROWS = 50_000
 
 
+def rare_is_the_norm(rare: np.ndarray, total: np.ndarray) -> bool:
+    """Whether most rows with two or more items have more than half of them rare: a column of codes, ids or
+    names, where a word no other row holds is the rule, not a sign of junk."""
+    rare = np.asarray(rare, dtype=np.int64)
+    total = np.asarray(total, dtype=np.int64)
+    informative = total >= 2
+    return bool(informative.any() and (informative & (rare <= total // 2)).sum() < 0.5 * informative.sum())
+
+
 @dataclass(frozen=True)
 class RarityNull:
     """Beta-binomial null for ``rare`` of ``total`` items in a row being rare.
@@ -147,7 +156,7 @@ class RarityNull:
         top = total // 2
         informative = total >= 2
         keep = np.flatnonzero(informative & (rare <= top))
-        if keep.size < 50 or keep.size < 0.5 * informative.sum():
+        if keep.size < 50 or rare_is_the_norm(rare, total):
             return None
         if keep.size > RARITY_FIT_ROWS:
             keep = np.random.default_rng(seed).choice(keep, RARITY_FIT_ROWS, replace=False)
