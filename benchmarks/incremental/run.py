@@ -1,6 +1,6 @@
 """Incremental scan benchmark: a trusted 70% snapshot, a new 30% batch with poison planted in it.
 
-    .venv/bin/python benchmarks/incremental/run.py              # adult and bank_marketing, 3 seeds (about 15 min on 2 cores)
+    .venv/bin/python benchmarks/incremental/run.py              # adult and bank_marketing, 3 seeds (about 40 min on 2 cores)
     .venv/bin/python benchmarks/incremental/run.py --quick      # adult, 1 seed, one rate
 
 For each data set and seed the rows are shuffled and split: 70% trusted, 30% new. The reference (detectors
@@ -35,6 +35,8 @@ from datasets import LOADERS  # noqa: E402
 
 import poisonguard as pg  # noqa: E402
 from poisonguard.attacks import get_attack  # noqa: E402
+from poisonguard.errors import PoisonguardError  # noqa: E402
+from poisonguard.features import FeatureEncoder  # noqa: E402
 from poisonguard.incremental import fit_reference, scan_incremental  # noqa: E402
 
 
@@ -54,8 +56,17 @@ COMMIT, metrics = _det.COMMIT, _det.metrics
 RESULTS = HERE.parent / "results"
 FULL = {
     "datasets": ["adult", "bank_marketing"],
-    "attacks": ["label_flip", "backdoor", "out_of_distribution"],
-    "rates": [0.02, 0.1],
+    # the targeted and confident flips are where a scan of the whole data falls far short of the oracle (the model
+    # learns the flipped labels); a trusted snapshot is the remedy this benchmark measures
+    "attacks": [
+        "label_flip",
+        "class_targeted_flip",
+        "segment_targeted_flip",
+        "confident_flip",
+        "backdoor",
+        "out_of_distribution",
+    ],
+    "rates": [0.02, 0.1, 0.2],
     "seeds": [0, 1, 2],
 }
 QUICK = {
@@ -71,6 +82,22 @@ def split(df: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     perm = np.random.default_rng(seed).permutation(len(df))
     cut = int(TRUSTED_SHARE * len(df))
     return df.iloc[perm[:cut]].reset_index(drop=True), df.iloc[perm[cut:]].reset_index(drop=True)
+
+
+def snapshot_oracle(trusted: pd.DataFrame, new: pd.DataFrame, seed: int) -> np.ndarray:
+    """1 - p(observed label) of each new row from boosting fitted on the trusted rows: the ceiling for label
+    attacks on the new batch when the snapshot is clean (the poisoned rows never train it)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    ds = pg.load_dataset(trusted, label="label")
+    enc = FeatureEncoder.fit(ds.frame, ds.columns, seed=seed)
+    cat = np.asarray(enc.tree_categorical, dtype=bool)
+    model = HistGradientBoostingClassifier(categorical_features=cat if cat.any() else None, random_state=seed)
+    model.fit(enc.tree(ds.frame), ds.y)
+    classes = pd.Index(ds.classes.astype(str))
+    y_new = classes.get_indexer(new["label"].astype(str))
+    p = model.predict_proba(enc.tree(new))
+    return 1.0 - np.where(y_new >= 0, p[np.arange(len(new)), np.clip(y_new, 0, None)], 0.0)
 
 
 def compare(
@@ -92,6 +119,7 @@ def compare(
     return {
         "incremental": metrics(mask, score, flags),
         "full": metrics(mask, part["score"].to_numpy(), part["flagged"].to_numpy()),
+        "oracle": metrics(mask, snapshot_oracle(trusted, new, seed)),
         "incremental_seconds": round(inc_s, 2),
         "full_seconds": round(full_s, 2),
         "scored_rows": int(inc.summary["scored"]),
@@ -143,7 +171,12 @@ def main() -> None:
                     if attack == "none":
                         batch, mask = new, np.zeros(len(new), dtype=bool)
                     else:
-                        pois = get_attack(attack).apply(new_ds, rate=rate, seed=seed)
+                        try:
+                            pois = get_attack(attack).apply(new_ds, rate=rate, seed=seed)
+                        except PoisonguardError as exc:  # an attack that does not apply to this batch
+                            print(f"{name} seed {seed} {attack} {rate:g}: skipped ({exc})", file=sys.stderr)
+                            bars.advance(task)
+                            continue
                         batch, mask = pois.frame, pois.mask
                     rec = {"dataset": name, "seed": seed, "attack": attack, "rate": rate, "reference_seconds": ref_s}
                     rec.update(compare(name, trusted, batch, mask, ref, seed))
@@ -173,9 +206,11 @@ def write_markdown(records: list[dict[str, Any]], out: Path, *, quick: bool, sec
         rs = [r for r in records if (r["dataset"], r["attack"], r["rate"]) == (ds, attack, rate)]
         inc = [r["incremental"] for r in rs]
         full = [r["full"] for r in rs]
+        oracle = [r["oracle"] for r in rs if "oracle" in r]
         rows.append(
             f"| {ds} | {attack} | {rate:g} | {len(rs)} "
             f"| {_f(_mean([m['auroc'] for m in full]))} | {_f(_mean([m['auroc'] for m in inc]))} "
+            f"| {_f(_mean([m['auroc'] for m in oracle]))} "
             f"| {_f(_mean([m['flag_precision'] for m in full]), 2)} / {_f(_mean([m['flag_recall'] for m in full]), 2)} "
             f"| {_f(_mean([m['flag_precision'] for m in inc]), 2)} / {_f(_mean([m['flag_recall'] for m in inc]), 2)} "
             f"| {_f(_mean([m['flagged_fraction'] for m in full]), 4)} | {_f(_mean([m['flagged_fraction'] for m in inc]), 4)} "
@@ -199,11 +234,12 @@ def write_markdown(records: list[dict[str, Any]], out: Path, *, quick: bool, sec
         "flag precision / recall on the new rows; *flagged* is the flagged share of the new rows (clean target: "
         "the 1% false-alarm rate). *batch p (max)*: the largest batch-test p-value over seeds; *sig.*: seeds "
         "where the batch test is significant at 1% (it should be for every poisoned batch and for no clean one). "
-        "Means over seeds.",
+        "*Snapshot oracle*: boosting fitted on the trusted rows scores each new row by 1 - p(its label), the "
+        "ceiling for label attacks when the snapshot is clean. Means over seeds.",
         "",
-        "| data | attack | rate | seeds | full AUROC | incr. AUROC | full P / R | incr. P / R | full flagged "
-        "| incr. flagged | full s | incr. s | ref s | batch p (max) | sig. |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| data | attack | rate | seeds | full AUROC | incr. AUROC | snapshot oracle | full P / R | incr. P / R "
+        "| full flagged | incr. flagged | full s | incr. s | ref s | batch p (max) | sig. |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
     ]
