@@ -233,7 +233,7 @@ def write_markdown(records: list[dict[str, Any]], out: Path, *, quick: bool, sec
         "(fitted once per data set and seed, its time in *ref s*; it serves every batch). AUROC of the score and "
         "flag precision / recall on the new rows; *flagged* is the flagged share of the new rows (clean target: "
         "the 1% false-alarm rate). *batch p (max)*: the largest batch-test p-value over seeds; *sig.*: seeds "
-        "where the batch test is significant at 1% (it should be for every poisoned batch and for no clean one). "
+        "where the batch test is significant at 0.1% (it should be for every poisoned batch and for no clean one). "
         "*Snapshot oracle*: boosting fitted on the trusted rows scores each new row by 1 - p(its label), the "
         "ceiling for label attacks when the snapshot is clean. Means over seeds.",
         "",
