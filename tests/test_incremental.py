@@ -152,3 +152,23 @@ def test_junk_text_in_a_new_batch_is_judged_against_the_trusted_words() -> None:
     truth = np.isin(np.arange(len(new)), junk)
     assert flagged[truth].mean() >= 0.9 and flagged[~truth].mean() <= 0.03
     assert res.summary["detectors"]["isolation"]["text_view"] == ["text"]
+
+
+def test_confident_flips_that_the_whole_data_learns_are_found_against_the_snapshot() -> None:
+    """A fifth of a batch flipped where a clean model is surest: scanned with the trusted rows, the flips are
+    learned (the union's model sides with them and few are flagged); judged by models of the trusted rows alone,
+    every one is flagged, and each flagged row names the detector that flagged it."""
+    import poisonguard as pg
+    from poisonguard.attacks import get_attack
+
+    full = make_table(N_TRUSTED + N_NEW, seed=11)
+    trusted, new = full.iloc[:N_TRUSTED].reset_index(drop=True), full.iloc[N_TRUSTED:].reset_index(drop=True)
+    poisoned = get_attack("confident_flip").apply(pg.load_dataset(new, label="label"), rate=0.2, seed=0)
+    planted = np.flatnonzero(poisoned.mask)
+    res = scan_incremental(poisoned.frame, baseline=fit_reference(trusted, label="label", seed=0), label="label")
+    truth = np.isin(res.rows["row"].to_numpy(), planted)
+    flagged = res.rows["flagged"].to_numpy()
+    assert flagged[truth].mean() >= 0.95 and res.verdict == "poisoned"
+    assert not res.rows.loc[flagged, "reasons"].eq("nothing unusual").any()
+    whole = pg.scan(pd.concat([trusted, poisoned.frame], ignore_index=True), label="label", seed=0)
+    assert whole.rows["flagged"].to_numpy()[N_TRUSTED:][planted].mean() <= 0.5

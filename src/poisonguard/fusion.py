@@ -127,6 +127,20 @@ def top_reasons(
     return out
 
 
+def row_reasons(reasons: np.ndarray, pvalues: np.ndarray, fused: Fused, names: list[str]) -> np.ndarray:
+    """Each row's reasons (``top_reasons``); a flagged row always says which detector flagged it, even where that
+    detector wrote no sentence for it; a row with nothing to say reads 'nothing unusual'."""
+    out = top_reasons(reasons, pvalues, fused.order)
+    silent = np.flatnonzero(fused.flagged & (out == ""))
+    if silent.size:
+        first = fused.order[silent, 0]
+        out[silent] = [
+            f"{names[j]} p-value {pvalues[i, j]:.2g}, below its flag level {fused.levels[j]:.2g}"
+            for i, j in zip(silent, first, strict=True)
+        ]
+    return np.where(out == "", "nothing unusual", out)
+
+
 @dataclass(frozen=True)
 class Excess:
     """Flags of one detector beyond what clean data would give."""

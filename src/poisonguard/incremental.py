@@ -31,7 +31,7 @@ from .context import CHUNK, Progress, ScanContext
 from .detectors import Detector, DetectorOutput
 from .diff import Diff, diff, row_fingerprints
 from .errors import DetectorError, InputError, PoisonguardError
-from .fusion import fuse, top_reasons
+from .fusion import fuse, row_reasons
 from .io import Dataset, load_dataset, read_table
 from .result import ScanResult, _json_default
 from .scanner import _breakdown, _check_params, _scan_dataset
@@ -382,8 +382,10 @@ def scan_incremental(
     calibration = calibration[keep]
     P = conformal(raw, calibration)
     R = np.column_stack([outputs[k].reasons for k in names]) if n else np.empty((0, len(names)), dtype=object)
-    fused = fuse(P, weights, gated, fpr)
-    reasons = top_reasons(R, P, fused.order) if n else np.empty(0, dtype=object)
+    # detectors that may not earn the adaptive level in a full scan may not here either (see ``Detector.adapts``)
+    adapts = np.array([det.adapts for det in ref.detectors])
+    fused = fuse(P, weights, gated, fpr, adapts=adapts)
+    reasons = row_reasons(R, P, fused, list(names)) if n else np.empty(0, dtype=object)
     out = pd.DataFrame(
         {
             "row": rows,
@@ -392,7 +394,7 @@ def scan_incremental(
             "score": fused.score,
             "p_value": fused.pvalue,
             "flagged": fused.flagged,
-            "reasons": np.where(reasons == "", "nothing unusual", reasons),
+            "reasons": reasons,
         }
     )
     if id_col is not None and id_col in frame.columns:

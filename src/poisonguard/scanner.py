@@ -16,7 +16,7 @@ from . import __version__
 from .context import Progress, ScanContext
 from .detectors import DEFAULT_DETECTORS, REPRESENTATION_DETECTORS, Detector, DetectorOutput, get_detector
 from .errors import ConfigError, DetectorError, PoisonguardError
-from .fusion import excess, fuse, top_reasons, verdict
+from .fusion import excess, fuse, row_reasons, verdict
 from .io import Dataset, load_dataset
 from .result import ScanResult
 
@@ -225,16 +225,7 @@ def _scan_dataset(
     gated = np.array([dets_by_name[n].gated for n in names])
     adapts = np.array([dets_by_name[n].adapts for n in names])
     fused = fuse(P, weights, gated, fpr, adapts=adapts)
-    reasons = top_reasons(R, P, fused.order)
-    # a flagged row always says which detector flagged it, even where that detector wrote no sentence for it
-    silent = np.flatnonzero(fused.flagged & (reasons == ""))
-    if silent.size:
-        first = fused.order[silent, 0]
-        reasons[silent] = [
-            f"{names[j]} p-value {P[i, j]:.2g}, below its flag level {fused.levels[j]:.2g}"
-            for i, j in zip(silent, first, strict=True)
-        ]
-    reasons = np.where(reasons == "", "nothing unusual", reasons)
+    reasons = row_reasons(R, P, fused, names)
 
     rows = pd.DataFrame(
         {
