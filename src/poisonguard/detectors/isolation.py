@@ -173,11 +173,11 @@ class IsolationDetector(Detector):
         trusted view: fill values and scales) and take the null from the trusted rows' scores alone, so clean
         new rows are still judged like trusted ones."""
         assert reference.tree_X is not None and ctx.tree_X is not None
+        if self.forest_ is None:  # a table of codes alone: nothing for a forest to read
+            return
         rng = np.random.default_rng(ctx.seed + 13)
         trusted = rng.choice(reference.n, min(reference.n, 100_000), replace=False)
         new = rng.choice(ctx.n, min(ctx.n, 100_000), replace=False)
-        if self.forest_ is None:
-            return
         Xt = self._forest_view(self._view(reference.tree_X, trusted))
         self.forest_ = IsolationForest(
             n_estimators=self.forest_.n_estimators,
