@@ -334,3 +334,35 @@ def test_an_agreeing_combination_with_carriers_of_other_classes_is_a_rule_not_a_
     assert len(det.info["rules"]) == 1 and "region = 'A'" in det.info["rules"][0]
     p = det.score(ctx, np.arange(ctx.n)).pvalues
     assert set(np.flatnonzero(p < 1)) == set(rows[:10])
+
+
+def test_a_few_carriers_of_the_common_class_are_no_trigger(monkeypatch) -> None:
+    """Six rows of one period, all of the class most rows hold: a combination tied only there (one period, one
+    value of each macro column) is no trigger when the label itself is unremarkable (0.66 ** 6 = 0.08). The same
+    combination on sixty rows of that class is."""
+    import poisonguard.detectors.trigger_pattern as tp
+
+    frame = _table(seed=11)
+    good = np.flatnonzero(frame["label"] == "good")
+    share = len(good) / len(frame)
+    assert 0.5 < share < 0.8
+
+    def fake(support: int):
+        def find(frame, columns, y, classes, **kw):
+            t = Trigger({"months": 60, "region": "G"}, "good", support, support, 0.1, 1e-12, rows=good[:support])
+            row_p = np.ones(len(frame))
+            row_p[t.rows] = t.pvalue
+            return [t], row_p, {}
+
+        return find
+
+    monkeypatch.setattr(tp, "find_triggers", fake(6))
+    ctx = context(frame)
+    det = get_detector("trigger_pattern").fit(ctx)
+    assert det.triggers_ == []
+    assert len(det.info["label_not_concentrated"]) == 1
+    assert (det.score(ctx, np.arange(ctx.n)).pvalues == 1).all()
+
+    monkeypatch.setattr(tp, "find_triggers", fake(60))
+    det = get_detector("trigger_pattern").fit(ctx)
+    assert len(det.triggers_) == 1 and det.triggers_[0].pvalue <= 1e-3

@@ -27,7 +27,8 @@ from .base import Detector, DetectorOutput, explain, register, unit_interval
 CHECK_TRAIN_MAX = 20_000
 CHECK_TRIGGERS = 5
 CLEAN_LABEL_PURITY = 0.95
-SEGMENT_AUC = 0.75
+SEGMENT_Z = 3.0  # a segment is told from both populations this far beyond chance (Mann-Whitney z)
+TRIGGER_ALPHA = 1e-3  # the miner's level: a trigger whose label concentration is weaker is none
 
 
 @register("trigger_pattern")
@@ -41,6 +42,7 @@ class TriggerPatternDetector(Detector):
 
     def _fit(self, ctx: ScanContext) -> None:
         ds = ctx.data
+        self.blind_share_: dict[tuple[Any, ...], float] = {}
         with ctx.progress.task("searching for triggers"):
             triggers, self.row_p_, info = find_triggers(
                 ds.frame,
@@ -54,25 +56,38 @@ class TriggerPatternDetector(Detector):
                 rest_check=lambda t: self._rest(ctx, t),
             )
             triggers = [self._check(ctx, t) if i < CHECK_TRIGGERS else t for i, t in enumerate(triggers)]
-        # A clean-label stamp is the attacker's own combination: it lands on the target class only, so nearly all
-        # of its carriers are of that class, and on rows chosen for nothing else, so without its columns they look
-        # like the class's other rows. A combination that the rest of its rows agrees with is a natural rule (a
-        # period, a segment) that heavy relabelling elsewhere made look class-specific when one carrier in twenty
-        # or more is of another class, or when a model tells its rows from the class's others (never married and
-        # own child -> low income, once flips emptied the other class of its carriers): reported, not scored.
+        # A trigger is no stronger than its label concentration: the rows that carry it must be the target class
+        # more often than the class's share (or, where it was checked, than a model blind to its columns expects)
+        # makes likely. Six rows of one month, all of a class that holds 80% of the rows, are no trigger.
+        triggers = [replace(t, pvalue=max(t.pvalue, self._purity_p(ctx, t))) for t in triggers]
+        # A stamp lands on rows chosen for nothing else: blind to its columns, its rows look like the rows of the
+        # class they came from (the target's other rows for a clean-label stamp, the other classes' for a
+        # dirty-label one). A combination whose rows a model tells from both is a natural segment (a period, a
+        # relationship that fixes the label), and one that the rest of its rows agrees with while one carrier in
+        # twenty or more is of another class is a natural rule (never married and own child -> low income, once
+        # flips emptied the other class of its carriers): both reported, not scored.
+        segment = {id(t): self._segment(ctx, t) for t in triggers[:CHECK_TRIGGERS] if t.kind != "token"}
         rules = [
             t
             for t in triggers
             if t.kind != "token"
-            and (t.rest_agreement or 0.0) >= 0.5
-            and (t.purity < CLEAN_LABEL_PURITY or self._segment(ctx, t) >= SEGMENT_AUC)
+            and (
+                ((t.rest_agreement or 0.0) >= 0.5 and t.purity < CLEAN_LABEL_PURITY)
+                or min(segment.get(id(t), (0.0, 0.0))) >= SEGMENT_Z
+            )
         ]
+        weak = [t for t in triggers if t.pvalue > TRIGGER_ALPHA]
+        kept = [t for t in triggers if t.pvalue <= TRIGGER_ALPHA and not any(t is r for r in rules)]
+        self.row_p_ = np.ones(ctx.n)
+        for t in kept:
+            self.row_p_[t.rows] = np.minimum(self.row_p_[t.rows], t.pvalue)
+        segments = [[round(a, 2) for a in segment[id(t)]] for t in triggers if id(t) in segment]
+        info = {**info, "segment_z": segments}
         if rules:
-            triggers = [t for t in triggers if not any(t is r for r in rules)]
-            self.row_p_ = np.ones(ctx.n)
-            for t in triggers:
-                self.row_p_[t.rows] = np.minimum(self.row_p_[t.rows], t.pvalue)
-            info = {**info, "rules": [t.describe() for t in rules]}
+            info["rules"] = [t.describe() for t in rules]
+        if weak:
+            info["label_not_concentrated"] = [t.describe() for t in weak]
+        triggers = kept
         self.triggers_ = triggers
         self.row_trigger_ = np.full(ctx.n, -1, dtype=np.int64)
         for i, t in reversed(list(enumerate(triggers))):  # the most significant trigger wins on overlaps
@@ -93,24 +108,52 @@ class TriggerPatternDetector(Detector):
         agree, _ = self._rest(ctx, trig)
         return trig if np.isnan(agree) else replace(trig, rest_agreement=agree)
 
-    def _segment(self, ctx: ScanContext, trig: Trigger) -> float:
-        """Held-out AUROC of a model, blind to the trigger's columns, that tells the trigger's rows from the other
-        rows of its class: about 0.5 for a stamp on rows picked at random, high for a natural segment."""
+    def _segment(self, ctx: ScanContext, trig: Trigger) -> tuple[float, float]:
+        """Out-of-fold AUROCs of models, blind to the trigger's columns, that tell the trigger's rows from the
+        other rows of its class and from the rows of the other classes, each as a z-score against 0.5 (the
+        Mann-Whitney null). A stamp on rows picked at random from a class leaves one of them at chance (the class
+        the rows came from); a natural segment is told from both."""
         blind = _Blind.of(ctx, trig)
         if blind is None or len(trig.rows) < 10:
-            return 0.5
+            return 0.0, 0.0
         rng = np.random.default_rng(ctx.seed + 29)
         rows = _at_most(np.asarray(trig.rows, dtype=np.int64), CHECK_TRAIN_MAX // 2, rng)
-        rest = _at_most(np.flatnonzero((ctx.y == blind.target) & ~blind.carriers), CHECK_TRAIN_MAX // 2, rng)
-        if len(rest) < 10:
-            return 0.5
-        idx = np.concatenate([rows, rest])
-        z = np.r_[np.ones(len(rows), dtype=np.int64), np.zeros(len(rest), dtype=np.int64)]
-        held = rng.random(len(idx)) < 0.3
-        if len(np.unique(z[~held])) < 2 or len(np.unique(z[held])) < 2:
-            return 0.5
-        model = blind.fit(ctx, idx[~held], z[~held], max_iter=50)
-        return float(roc_auc_score(z[held], model.predict_proba(blind.X(ctx, idx[held]))[:, 1]))
+        out = []
+        for same in (True, False):
+            pool = (ctx.y == blind.target) if same else (ctx.y != blind.target)
+            rest = _at_most(np.flatnonzero(pool & ~blind.carriers), CHECK_TRAIN_MAX // 2, rng)
+            if len(rest) < 10:
+                out.append(0.0)
+                continue
+            idx = np.concatenate([rows, rest])
+            z = np.r_[np.ones(len(rows), dtype=np.int64), np.zeros(len(rest), dtype=np.int64)]
+            fold = np.zeros(len(idx), dtype=bool)
+            for side in (z == 1, z == 0):  # halves stratified by side
+                where = np.flatnonzero(side)
+                fold[rng.permutation(where)[: len(where) // 2]] = True
+            score = np.zeros(len(idx))
+            for f in (fold, ~fold):
+                model = blind.fit(ctx, idx[~f], z[~f], max_iter=50)
+                score[f] = model.predict_proba(blind.X(ctx, idx[f]))[:, 1]
+            auc = float(roc_auc_score(z, score))
+            m, k = len(rows), len(rest)
+            out.append((auc - 0.5) / np.sqrt((m + k + 1) / (12.0 * m * k)))
+        return out[0], out[1]
+
+    def _purity_p(self, ctx: ScanContext, trig: Trigger) -> float:
+        """Chance that the trigger's carriers are the target class as often as they are, if each were so with the
+        class's share of the rows, or (where the trigger was checked) with the probability a model blind to its
+        columns gives its rows; the smaller of the two, doubled."""
+        classes = [str(c) for c in ctx.data.classes]
+        if str(trig.target) not in classes or trig.carriers <= 0:
+            return 1.0
+        share = float(np.mean(ctx.y == classes.index(str(trig.target))))
+        k, n = int(trig.support), int(max(trig.carriers, trig.support))
+        p = float(binom.sf(k - 1, n, share))
+        blind = self.blind_share_.get(_key(trig))
+        if blind is not None:
+            p = min(1.0, 2 * min(p, float(binom.sf(k - 1, n, blind))))
+        return p
 
     def _rest(self, ctx: ScanContext, trig: Trigger) -> tuple[float, float]:
         """Share of ``trig.rows`` that a model blind to the trigger's columns puts in the target class, and the
@@ -137,6 +180,9 @@ class TriggerPatternDetector(Detector):
 
         hits = int(share(rows).sum())
         recall = float(share(test).mean())
+        proba = model.predict_proba(blind.X(ctx, rows))
+        col = list(model.classes_).index(blind.target) if blind.target in model.classes_ else None
+        self.blind_share_[_key(trig)] = float(proba[:, col].mean()) if col is not None else 0.0
         return hits / len(rows), float(binom.cdf(hits, len(rows), recall))
 
     def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
@@ -156,6 +202,10 @@ def _short(t: Trigger) -> str:
         f"carries {cond}, a combination held by {t.support} rows labelled '{t.target}' and almost no others "
         "(a likely backdoor trigger)"
     )
+
+
+def _key(t: Trigger) -> tuple[Any, ...]:
+    return (str(t.target), *sorted((str(c), repr(v)) for c, v in t.conditions.items()))
 
 
 def _at_most(idx: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
