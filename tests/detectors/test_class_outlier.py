@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from poisonguard.detectors import get_detector
 from synth import auroc, blobs, context
@@ -83,3 +84,21 @@ def test_the_scan_finds_triggers_first_whatever_order_the_detectors_are_named_in
         "trigger_pattern_score"
     )
     np.testing.assert_array_equal(named_last["class_outlier_score"], named_first["class_outlier_score"])
+
+
+def test_classes_whose_centres_nearly_coincide_raise_no_false_alarms() -> None:
+    """A majority class whose centre nearly coincides with a small class's (a tenth of a standard deviation apart)
+    and lies 1.5 from another's: most rows are nearest the first, a fifth nearest the second. Measured in one unit
+    for every pair, the first pair's tiny differences set the null's body and the second pair's ordinary ones
+    fell in its tail (as 'White' rows did between 'Amer-Indian-Eskimo' and 'Asian-Pac-Islander' with adult's race
+    as the label); in each pair's own unit they are ordinary."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    y = rng.choice(4, n, p=[0.8, 0.05, 0.05, 0.1])
+    centres = np.array([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [0.0, 1.5, 0.0], [5.0, 5.0, 5.0]])
+    X = centres[y] + rng.normal(size=(n, 3))
+    frame = pd.DataFrame(X, columns=["a", "b", "c"]).assign(label=np.array(["u", "v", "w", "x"])[y])
+    ctx = context(frame)
+    p = get_detector("class_outlier").fit(ctx).score(ctx, np.arange(ctx.n)).pvalues
+    assert (p <= 1e-3).mean() <= 2e-3, (p <= 1e-3).mean()
+    assert (p <= 1e-2).mean() <= 2e-2, (p <= 1e-2).mean()

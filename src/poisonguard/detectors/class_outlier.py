@@ -1,9 +1,15 @@
 """Class-conditional outliers: a row that sits closer to another class than to the class it claims.
 
 In the metric view, standardised per column, each class gets a robust centre (the coordinate-wise median).
-The statistic is the squared distance to the claimed class's centre minus the squared distance to the nearest
-other centre, in units of the typical squared distance. A flipped or mislabelled row in a separable region
-scores high; its p-value comes from the data's own distribution with an extrapolated tail.
+The statistic is how far past the midpoint between the claimed class's centre and the nearest other centre the
+row lies, along the line between them: the difference of the squared distances to the two centres over twice
+their separation. A flipped or mislabelled row in a separable region scores high; its p-value comes from the
+data's own distribution with an extrapolated tail.
+
+Each pair is measured along its own line: as a difference of squared distances in one unit for every pair, rows
+between two classes whose centres nearly coincide (adult's 'race' as the label: 'White' and 'Amer-Indian-Eskimo') made a
+thin, long tail that the null extrapolated from the other pairs' body, and 2% of clean rows fell below 1e-3. On
+two classes the two statistics differ by a constant factor, so the p-values are the same.
 """
 
 from __future__ import annotations
@@ -50,17 +56,18 @@ class ClassOutlierDetector(Detector):
         if genuine.sum() >= len(genuine) // 2:
             Z, ys = Z[genuine], ys[genuine]
         d2 = self._d2(Z)
-        self.unit_ = float(np.median(d2[np.arange(len(ys)), ys])) or 1.0
         self.null_ = TailNull.fit(self._stat(d2, ys))
 
     def _d2(self, Z: np.ndarray) -> np.ndarray:
         return (Z**2).sum(axis=1)[:, None] - 2 * Z @ self.centers_.T + (self.centers_**2).sum(axis=1)[None, :]
 
     def _stat(self, d2: np.ndarray, y: np.ndarray) -> np.ndarray:
-        own = d2[np.arange(len(y)), y]
+        rows = np.arange(len(y))
         other = d2.copy()
-        other[np.arange(len(y)), y] = np.inf
-        return (own - other.min(axis=1)) / getattr(self, "unit_", 1.0)
+        other[rows, y] = np.inf
+        near = other.argmin(axis=1)
+        apart = ((self.centers_[y] - self.centers_[near]) ** 2).sum(axis=1)
+        return (d2[rows, y] - other[rows, near]) / np.maximum(2.0 * np.sqrt(apart), 1e-9)
 
     def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
         Z = (ctx.metric_X[rows].astype(np.float64) - self.center_) / self.scale_
