@@ -40,6 +40,30 @@ def test_unmodified_real_data_is_not_called_poisoned(name: str) -> None:
     assert result.summary["flagged_fraction"] <= 2 * 0.01
 
 
+@pytest.mark.parametrize(
+    ("name", "label", "n"),
+    [
+        ("adult", "sex", 2000),  # relationship = 'Wife' fixes the label: a natural segment, not a stamp
+        ("bank_marketing", "contact", 2000),  # whole months were called on one kind of phone
+        ("bank_marketing", "default", 400),  # six rows of one month, all of the class 80% hold
+        ("bank_marketing", "job", 2000),  # a label the columns predict poorly: ten neighbours often lack it
+        ("bank_marketing", "label", 400),
+    ],
+)
+def test_clean_data_under_another_label_or_size_is_not_called_poisoned(name: str, label: str, n: int) -> None:
+    """The benchmark's tasks are five; real users bring others. Other columns of the same real tables as the
+    label, and small samples: each of these was called 'poisoned' (3% to 29% flagged) before trigger_pattern
+    asked whether its rows were a segment and whether their label was remarkable, and neighbor_disagreement
+    calibrated its neighbour shares."""
+    df = LOADERS[name]()
+    if label != "label":
+        df = df.rename(columns={"label": "outcome"})
+    df = df.dropna(subset=[label]).sample(n, random_state=0).reset_index(drop=True)
+    result = poisonguard.scan(df, label=label, seed=0)
+    assert result.verdict != "poisoned", result.summary["evidence"]
+    assert result.summary["flagged_fraction"] <= 2 * 0.01
+
+
 def test_mnist_backdoor_is_found_in_a_cnn_representation_and_clean_features_are_not_split() -> None:
     """A small CNN trained on MNIST with a 5% BadNets patch (benchmarks/representation): the split detector names
     the target class and the poisoned share from the penultimate features alone; the same CNN trained on the
