@@ -1,6 +1,6 @@
 """Clean tasks benchmark: false alarms on real, unpoisoned data under labels and sizes the other benchmarks never use.
 
-    .venv/bin/python benchmarks/clean_tasks/run.py            # 17 tasks x 3 sizes, one sample seed (about 12 min on 2 cores)
+    .venv/bin/python benchmarks/clean_tasks/run.py            # 17 tasks x 3 sizes, one sample seed (about 10 min on 2 cores)
     .venv/bin/python benchmarks/clean_tasks/run.py --seeds 0 1 --sizes 400 2000 8000 32000
 
 The detection benchmark scores five tasks (each data set's own label), and the scan's calibration was measured on
