@@ -6,6 +6,7 @@
 #   make bench-detection  the detection benchmark, quick mode (installs the optional comparators)
 #   make bench-service    the monitoring service's ingest benchmark (uvicorn + SQLite, batches of 100 and 1,000)
 #   make bench-incremental  incremental against full scans on adult and bank_marketing (70% trusted, 30% new)
+#   make bench-clean-tasks  false alarms on real, unpoisoned tables under 17 labels and 3 sample sizes
 #   make clean        remove caches, build files and the demo output
 #   make distclean    clean, and remove the virtual environment too
 
@@ -17,7 +18,7 @@ BIN := $(VENV)/bin
 # busy with other work; a short spin keeps the speed of an idle machine. A value set by the caller wins.
 export GOMP_SPINCOUNT ?= 10000
 
-.PHONY: demo test lint bench-scale bench-detection bench-service bench-incremental clean distclean install install-dev
+.PHONY: demo test lint bench-scale bench-detection bench-service bench-incremental bench-clean-tasks clean distclean install install-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +56,8 @@ bench-service: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/service/run.py
 bench-incremental: $(VENV)/.installed
 	$(BIN)/python benchmarks/incremental/run.py
+bench-clean-tasks: $(VENV)/.installed
+	$(BIN)/python benchmarks/clean_tasks/run.py
 
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache .hypothesis demo_out scan_out
