@@ -27,7 +27,8 @@ from .base import Detector, DetectorOutput, explain, register, unit_interval
 CHECK_TRAIN_MAX = 20_000
 CHECK_TRIGGERS = 5
 CLEAN_LABEL_PURITY = 0.95
-SEGMENT_Z = 3.0  # a segment is told from both populations this far beyond chance (Mann-Whitney z)
+SEGMENT_Z = 3.0  # rows told from a population this far beyond chance (Mann-Whitney z) ...
+SEGMENT_AUC = 0.65  # ... and by this much: on 1,446 stamped rows of 41,000, an AUROC of 0.53 is z = 3.6
 CLEAN_LABEL_REJECT = (
     0.01  # rows a blind model puts in the target this much less often than the class's own: no clean label
 )
@@ -80,9 +81,10 @@ class TriggerPatternDetector(Detector):
             if t.kind != "token"
             and (
                 ((t.rest_agreement or 0.0) >= 0.5 and t.purity < CLEAN_LABEL_PURITY)
-                or min(segment.get(id(t), (0.0, 0.0))) >= SEGMENT_Z
+                or (id(t) in segment and _told(segment[id(t)][0]) and _told(segment[id(t)][1]))
                 or (
-                    segment.get(id(t), (0.0, 0.0))[1] >= SEGMENT_Z
+                    id(t) in segment
+                    and _told(segment[id(t)][1])
                     and self.rest_p_.get(_key(t), 1.0) <= CLEAN_LABEL_REJECT
                 )
             )
@@ -92,8 +94,8 @@ class TriggerPatternDetector(Detector):
         self.row_p_ = np.ones(ctx.n)
         for t in kept:
             self.row_p_[t.rows] = np.minimum(self.row_p_[t.rows], t.pvalue)
-        segments = [[round(a, 2) for a in segment[id(t)]] for t in triggers if id(t) in segment]
-        info = {**info, "segment_z": segments}
+        segments = [[[round(v, 3) for v in a] for a in segment[id(t)]] for t in triggers if id(t) in segment]
+        info = {**info, "segment_auc_z": segments}
         if rules:
             info["rules"] = [t.describe() for t in rules]
         if weak:
@@ -119,14 +121,14 @@ class TriggerPatternDetector(Detector):
         agree, _ = self._rest(ctx, trig)
         return trig if np.isnan(agree) else replace(trig, rest_agreement=agree)
 
-    def _segment(self, ctx: ScanContext, trig: Trigger) -> tuple[float, float]:
+    def _segment(self, ctx: ScanContext, trig: Trigger) -> tuple[tuple[float, float], tuple[float, float]]:
         """Out-of-fold AUROCs of models, blind to the trigger's columns, that tell the trigger's rows from the
         other rows of its class and from the rows of the other classes, each as a z-score against 0.5 (the
-        Mann-Whitney null). A stamp on rows picked at random from a class leaves one of them at chance (the class
-        the rows came from); a natural segment is told from both."""
+        Mann-Whitney null), as (AUROC, z) pairs. A stamp on rows picked at random from a class leaves one of them
+        at chance (the class the rows came from); a natural segment is told from both."""
         blind = _Blind.of(ctx, trig)
         if blind is None or len(trig.rows) < 10:
-            return 0.0, 0.0
+            return (0.5, 0.0), (0.5, 0.0)
         rng = np.random.default_rng(ctx.seed + 29)
         rows = _at_most(np.asarray(trig.rows, dtype=np.int64), CHECK_TRAIN_MAX // 2, rng)
         out = []
@@ -134,7 +136,7 @@ class TriggerPatternDetector(Detector):
             pool = (ctx.y == blind.target) if same else (ctx.y != blind.target)
             rest = _at_most(np.flatnonzero(pool & ~blind.carriers), CHECK_TRAIN_MAX // 2, rng)
             if len(rest) < 10:
-                out.append(0.0)
+                out.append((0.5, 0.0))
                 continue
             idx = np.concatenate([rows, rest])
             z = np.r_[np.ones(len(rows), dtype=np.int64), np.zeros(len(rest), dtype=np.int64)]
@@ -148,7 +150,7 @@ class TriggerPatternDetector(Detector):
                 score[f] = model.predict_proba(blind.X(ctx, idx[f]))[:, 1]
             auc = float(roc_auc_score(z, score))
             m, k = len(rows), len(rest)
-            out.append((auc - 0.5) / np.sqrt((m + k + 1) / (12.0 * m * k)))
+            out.append((auc, (auc - 0.5) / np.sqrt((m + k + 1) / (12.0 * m * k))))
         return out[0], out[1]
 
     def _purity_p(self, ctx: ScanContext, trig: Trigger) -> float:
@@ -215,6 +217,10 @@ def _short(t: Trigger) -> str:
         f"carries {cond}, a combination held by {t.support} rows labelled '{t.target}' and almost no others "
         "(a likely backdoor trigger)"
     )
+
+
+def _told(auc_z: tuple[float, float]) -> bool:
+    return auc_z[0] >= SEGMENT_AUC and auc_z[1] >= SEGMENT_Z
 
 
 def _key(t: Trigger) -> tuple[Any, ...]:
