@@ -29,9 +29,6 @@ CHECK_TRIGGERS = 5
 CLEAN_LABEL_PURITY = 0.95
 SEGMENT_Z = 3.0  # rows told from a population this far beyond chance (Mann-Whitney z) ...
 SEGMENT_AUC = 0.65  # ... and by this much: on 1,446 stamped rows of 41,000, an AUROC of 0.53 is z = 3.6
-CLEAN_LABEL_REJECT = (
-    0.01  # rows a blind model puts in the target this much less often than the class's own: no clean label
-)
 TRIGGER_ALPHA = 1e-3  # the miner's level: a trigger whose label concentration is weaker is none
 
 
@@ -47,7 +44,6 @@ class TriggerPatternDetector(Detector):
     def _fit(self, ctx: ScanContext) -> None:
         ds = ctx.data
         self.blind_share_: dict[tuple[Any, ...], float] = {}
-        self.rest_p_: dict[tuple[Any, ...], float] = {}
         with ctx.progress.task("searching for triggers"):
             triggers, self.row_p_, info = find_triggers(
                 ds.frame,
@@ -68,12 +64,10 @@ class TriggerPatternDetector(Detector):
         # A stamp lands on rows chosen for nothing else: blind to its columns, its rows look like the rows of the
         # class they came from (the target's other rows for a clean-label stamp, the other classes' for a
         # dirty-label one). A combination whose rows a model tells from both is a natural segment (a period, a
-        # relationship that fixes the label), and so is one whose rows a model tells from the other classes while
-        # a blind model puts far fewer of them in the target than it puts of the target's own rows (neither kind
-        # of stamp fits: 17 wives in 400 adult rows, too few to tell from the other women by a model, are still
-        # no random women, since the model calls 82% of them men). One that the rest of its rows agrees with while
-        # one carrier in twenty or more is of another class is a natural rule (never married and own child -> low
-        # income, once flips emptied the other class of its carriers). All are reported, not scored.
+        # relationship that fixes the label); one that the rest of its rows agrees with while one carrier in twenty
+        # or more is of another class is a natural rule (never married and own child -> low income, once flips
+        # emptied the other class of its carriers). Both are reported, not scored. (A blind model putting few of a
+        # clean-label stamp's rows in the target says nothing: the attacker stamps the class's hard rows.)
         segment = {id(t): self._segment(ctx, t) for t in triggers[:CHECK_TRIGGERS] if t.kind != "token"}
         rules = [
             t
@@ -82,11 +76,6 @@ class TriggerPatternDetector(Detector):
             and (
                 ((t.rest_agreement or 0.0) >= 0.5 and t.purity < CLEAN_LABEL_PURITY)
                 or (id(t) in segment and _told(segment[id(t)][0]) and _told(segment[id(t)][1]))
-                or (
-                    id(t) in segment
-                    and _told(segment[id(t)][1])
-                    and self.rest_p_.get(_key(t), 1.0) <= CLEAN_LABEL_REJECT
-                )
             )
         ]
         weak = [t for t in triggers if t.pvalue > TRIGGER_ALPHA]
@@ -196,9 +185,7 @@ class TriggerPatternDetector(Detector):
         proba = model.predict_proba(blind.X(ctx, rows))
         col = list(model.classes_).index(blind.target) if blind.target in model.classes_ else None
         self.blind_share_[_key(trig)] = float(proba[:, col].mean()) if col is not None else 0.0
-        p = float(binom.cdf(hits, len(rows), recall))
-        self.rest_p_[_key(trig)] = p
-        return hits / len(rows), p
+        return hits / len(rows), float(binom.cdf(hits, len(rows), recall))
 
     def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
         pv = self.row_p_[rows]
