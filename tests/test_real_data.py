@@ -6,6 +6,7 @@ criteria: random flips on adult come within 0.01 AUROC of the oracle, and unmodi
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -17,6 +18,13 @@ import poisonguard
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from common import oracle_scores, random_flip
 from datasets import LOADERS, available
+
+_spec = importlib.util.spec_from_file_location(
+    "clean_tasks_run", Path(__file__).resolve().parents[1] / "benchmarks" / "clean_tasks" / "run.py"
+)
+_clean_tasks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_clean_tasks)
+task_frame = _clean_tasks.task_frame
 
 pytestmark = pytest.mark.skipif(not available(), reason="../shared/datasets is not present")
 
@@ -55,10 +63,8 @@ def test_clean_data_under_another_label_or_size_is_not_called_poisoned(name: str
     label, and small samples: each of these was called 'poisoned' (3% to 29% flagged) before trigger_pattern
     asked whether its rows were a segment and whether their label was remarkable, and neighbor_disagreement
     calibrated its neighbour shares."""
-    df = LOADERS[name]()
-    if label != "label":
-        df = df.rename(columns={"label": "outcome"})
-    df = df.dropna(subset=[label]).sample(n, random_state=0).reset_index(drop=True)
+    df = task_frame(name, label, n, seed=0)
+    assert df is not None
     result = poisonguard.scan(df, label=label, seed=0)
     assert result.verdict != "poisoned", result.summary["evidence"]
     assert result.summary["flagged_fraction"] <= 2 * 0.01

@@ -29,7 +29,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from datasets import LOADERS  # noqa: E402
+from datasets import LOADERS, SHARED, available  # noqa: E402
 
 import poisonguard as pg  # noqa: E402
 
@@ -125,6 +125,11 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="*", type=int, default=[0])
     ap.add_argument("--tag", default=None, help="suffix for the result files (clean-tasks-<tag>.md)")
     a = ap.parse_args()
+    if not available():
+        print(
+            f"error: no data sets at {SHARED}; set POISONGUARD_DATASETS to the shared datasets folder", file=sys.stderr
+        )
+        sys.exit(2)
     warnings.filterwarnings("ignore")
     stem = "clean-tasks" + (f"-{a.tag}" if a.tag else "")
     command = "python benchmarks/clean_tasks/run.py" + "".join(

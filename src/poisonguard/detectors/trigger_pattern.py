@@ -177,14 +177,11 @@ class TriggerPatternDetector(Detector):
             return float("nan"), 1.0
         model = blind.fit(ctx, train, ctx.y[train], max_iter=100)
 
-        def share(idx: np.ndarray) -> np.ndarray:
-            return model.classes_[model.predict_proba(blind.X(ctx, idx)).argmax(axis=1)] == blind.target
-
-        hits = int(share(rows).sum())
-        recall = float(share(test).mean())
         proba = model.predict_proba(blind.X(ctx, rows))
-        col = list(model.classes_).index(blind.target) if blind.target in model.classes_ else None
-        self.blind_share_[_key(trig)] = float(proba[:, col].mean()) if col is not None else 0.0
+        hits = int((model.classes_[proba.argmax(axis=1)] == blind.target).sum())
+        recall = float((model.classes_[model.predict_proba(blind.X(ctx, test)).argmax(axis=1)] == blind.target).mean())
+        col = np.flatnonzero(model.classes_ == blind.target)
+        self.blind_share_[_key(trig)] = float(proba[:, col[0]].mean()) if col.size else 0.0
         return hits / len(rows), float(binom.cdf(hits, len(rows), recall))
 
     def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
