@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--attacks", nargs="+", default=["badnets", "blend"])
     ap.add_argument("--rates", nargs="+", type=float, default=[0.01, 0.05, 0.1])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    ap.add_argument("--clean-seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--clean-seeds", nargs="*", type=int, default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--dims", type=int, default=32)
     ap.add_argument("--per-file", type=int, default=4, help="runs per .npz file")
