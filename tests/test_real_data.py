@@ -98,3 +98,35 @@ def test_mnist_backdoor_is_found_in_a_cnn_representation_and_clean_features_are_
     assert roc_auc_score(p.mask, -np.log(pv)) > 0.98
     clean = penultimate_features(train_cnn(X, y, n_classes=10, seed=1), X[:, None], device="cpu")
     assert min(s.pvalue for s in class_splits(clean, y, seed=0)) > 0.01
+
+
+@pytest.mark.parametrize(
+    ("name", "label", "n"),
+    [
+        ("adult", "marital_status", 8000),  # one class splits 12 pooled sds apart, the others at most 6
+        ("adult", "race", 8000),
+        ("adult", "relationship", 2000),
+    ],
+)
+def test_natural_segments_in_a_leaf_embedding_do_not_declare_a_class(name: str, label: str, n: int) -> None:
+    """``representation_split`` declares a class whose split is far sharper than the other classes'. A forest's
+    leaf embedding of a real table holds natural segments as sharp as a backdoor's poison (a split of 10-18
+    pooled standard deviations where the other classes split at 3-7), and no row there is poison. Two changes that
+    would have found more backdoors in CNN features (comparing a class with the other classes only, or on a linear
+    scale) declared a class here: p = 9e-5 and 1e-4 on marital status, 0.001 and 0.0005 on race, 0.004 on
+    relationship with the linear scale (``benchmarks/representation/classes.py``)."""
+    import numpy as np
+
+    from poisonguard.context import ScanContext
+    from poisonguard.io import load_dataset
+    from poisonguard.representation import SPLIT_ALPHA, class_splits
+
+    seed = 1 if label == "relationship" else 0
+    df = task_frame(name, label, n, seed=seed)
+    assert df is not None
+    ds = load_dataset(df, label=label)
+    E = ScanContext(data=ds, seed=seed, representation_kind="leaves").representation()
+    splits = class_splits(E, ds.y, seed=seed)
+    assert len(splits) >= 5
+    assert min(s.pvalue for s in splits) > SPLIT_ALPHA, [(s.label, round(s.z, 2), s.pvalue) for s in splits]
+    assert np.isfinite([s.separation for s in splits]).all()
