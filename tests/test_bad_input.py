@@ -159,6 +159,30 @@ def test_regression_target_is_not_supported_yet(invoke, tmp_path, table, kind):
     assert_input_error(invoke("scan", path, "--label", "label"), str(path), "'label'", "not supported yet")
 
 
+@pytest.mark.parametrize("offset", [17, 1000])
+def test_many_integers_that_are_not_class_codes_are_a_quantity(invoke, tmp_path, offset):
+    """Ages (60 values from 17 up) or amounts with gaps, on 2,000 rows, where 60 values are fewer than the 5% of
+    the rows that the id check allows: not class codes."""
+    table = make_table(n=2000)
+    table["label"] = offset + np.arange(len(table)) % 60 * (1 if offset == 17 else 7)
+    path = write_csv(table, tmp_path / "data.csv")
+    assert_input_error(
+        invoke("scan", path, "--label", "label"), str(path), "'label'", "not class codes", "store them as text"
+    )
+
+
+def test_codes_of_many_classes_are_classes() -> None:
+    from poisonguard.io import load_dataset
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=6000), "label": np.arange(6000) % 60})
+    assert len(load_dataset(frame, label="label").classes) == 60
+    frame["label"] += 1  # 1..K
+    assert len(load_dataset(frame, label="label").classes) == 60
+    frame = frame[frame["label"] != 30]  # a sample without one class keeps its codes
+    assert len(load_dataset(frame, label="label").classes) == 59
+
+
 # ------------------------------------------------------------------------------------------------ features
 
 
