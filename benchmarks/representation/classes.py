@@ -6,7 +6,7 @@
 classes', family-wise p <= ``SPLIT_ALPHA``), so this decision bounds what the scan can find in image data. The
 full representation benchmark (``run.py``) measures it inside the scan but needs hours on a CPU; this one calls
 ``representation.class_splits`` directly, so a change to the decision is measured in minutes, on both sides:
-- **unpoisoned real representations** (false declarations): leaf embeddings (``representation="leaves"``) of the
+- **unpoisoned real representations** (false declarations, and classes reported at p <= ``SPLIT_NOTE``): leaf embeddings (``representation="leaves"``) of the
   multi-class tasks of the shared tables (adult's education, relationship, marital status, workclass, occupation,
   race; bank_marketing's job and education) at 2,000 and 8,000 rows, and the pixels of MNIST and Fashion-MNIST
   (4,000 images), 3 seeds each; natural segments (married couples split by husband and wife, say) split sharply
@@ -44,7 +44,7 @@ from datasets import LOADERS  # noqa: E402
 import poisonguard as pg  # noqa: E402
 from poisonguard.context import ScanContext  # noqa: E402
 from poisonguard.io import load_dataset  # noqa: E402
-from poisonguard.representation import SPLIT_ALPHA, class_splits  # noqa: E402
+from poisonguard.representation import SPLIT_ALPHA, SPLIT_NOTE, class_splits  # noqa: E402
 
 RESULTS = HERE.parent / "results"
 TABULAR = [
@@ -83,11 +83,13 @@ def decide(E: np.ndarray, y: np.ndarray, seed: int, mask: np.ndarray | None = No
         top_p=float(f"{top.pvalue:.3g}"),
         top_share=round(top.share, 3),
         declared=[int(s.label) for s in declared],
+        reported=bool(top.pvalue <= SPLIT_NOTE),
     )
     if target is not None and mask is not None:
         t = next((s for s in splits if s.label == target), None)
         rec["target_declared"] = bool(t is not None and t.pvalue <= SPLIT_ALPHA)
         rec["other_declared"] = [int(s.label) for s in declared if s.label != target]
+        rec["target_named"] = bool(top.label == target and top.pvalue <= SPLIT_NOTE)
         if t is not None:
             m = mask[t.rows]
             rec.update(
@@ -203,21 +205,23 @@ def summarise(records: list[dict], command: str) -> str:
     pois = [r for r in records if r.get("attack") not in (None, "none") and "target_declared" in r]
     working = [r for r in pois if r.get("asr", 0) >= 0.5 and r["attack"] != "clean_label"]
     lines += [
-        f"**Unpoisoned: {n_false} of {len(null)} representations with a class declared. Working dirty-label "
-        f"backdoors (ASR >= 0.5): target declared in {sum(r['target_declared'] for r in working)} of "
-        f"{len(working)}; another class declared in {sum(bool(r['other_declared']) for r in pois)} of "
-        f"{len(pois)} poisoned runs.**",
+        f"**Unpoisoned: {n_false} of {len(null)} representations with a class declared, "
+        f"{sum(bool(r.get('reported')) for r in null)} with one reported (p <= {SPLIT_NOTE}: verdict 'suspicious', "
+        f"nothing flagged). Working dirty-label backdoors (ASR >= 0.5): target declared in "
+        f"{sum(r['target_declared'] for r in working)} of {len(working)}, named (declared or reported) in "
+        f"{sum(r.get('target_named', False) for r in working)}; another class declared in "
+        f"{sum(bool(r['other_declared']) for r in pois)} of {len(pois)} poisoned runs.**",
         "",
         "## Unpoisoned",
         "",
-        "| kind | data set | label | rows | seed | classes | most split class | z | p | declared |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| kind | data set | label | rows | seed | classes | most split class | z | p | declared | reported |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in null:
         lines.append(
             f"| {r['kind']} | {r['dataset']} | {r.get('label', 'label')} | {r.get('rows', '')} | {r['seed']} | "
             f"{r['classes_judged']} | {r.get('top_class')} | {r.get('top_z')} | {_p(r.get('top_p'))} | "
-            f"{', '.join(map(str, r.get('false_declared', []))) or '-'} |"
+            f"{', '.join(map(str, r.get('false_declared', []))) or '-'} | {'yes' if r.get('reported') else '-'} |"
         )
     lines += [
         "",
@@ -235,13 +239,19 @@ def summarise(records: list[dict], command: str) -> str:
             f"{', '.join(map(str, r['other_declared'])) or '-'} |"
         )
     lines += ["", "## Working dirty-label backdoors, per model and attack", ""]
-    lines += ["| model | attack | runs | target declared | split AUROC >= 0.99 |", "|---|---|---|---|---|"]
+    lines += [
+        "| model | attack | runs | target declared | target named (declared or reported) | split AUROC >= 0.99 |",
+        "|---|---|---|---|---|---|",
+    ]
     for kind in sorted({r["kind"] for r in working}):
         for attack in sorted({r["attack"] for r in working}):
             sel = [r for r in working if r["kind"] == kind and r["attack"] == attack]
             if sel:
                 good = sum((r.get("split_auroc") or 0) >= 0.99 for r in sel)
-                lines.append(f"| {kind} | {attack} | {len(sel)} | {sum(r['target_declared'] for r in sel)} | {good} |")
+                named = sum(r.get("target_named", False) for r in sel)
+                lines.append(
+                    f"| {kind} | {attack} | {len(sel)} | {sum(r['target_declared'] for r in sel)} | {named} | {good} |"
+                )
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..context import ScanContext
 from ..errors import ConfigError
-from ..representation import SPLIT_ALPHA, SPLIT_MIN_CLASSES, class_splits, split_row_pvalues
+from ..representation import SPLIT_ALPHA, SPLIT_MIN_CLASSES, SPLIT_NOTE, class_splits, split_row_pvalues
 from .base import Detector, DetectorOutput, explain, register
 
 
@@ -39,7 +39,7 @@ class RepresentationSplitDetector(Detector):
             return
         cls = ctx.data.classes
         for i, s in enumerate(splits):
-            self.pvalues_[s.rows] = split_row_pvalues(s)
+            self.pvalues_[s.rows] = split_row_pvalues(s, SPLIT_ALPHA)
             self.group_[s.rows[s.suspect]] = i
         self.info["classes"] = [
             {
@@ -82,14 +82,23 @@ class RepresentationSplitDetector(Detector):
 
 
 def finding(classes: list[dict[str, Any]]) -> str | None:
-    """The data-set level finding for the scan's verdict: the most split class, when it is declared."""
-    declared = [c for c in classes if c["pvalue"] <= SPLIT_ALPHA]
-    if not declared:
+    """The data-set level finding for the scan's verdict: the most split class, when it is declared (its separate
+    group is flagged) or, more weakly, when it reaches ``SPLIT_NOTE`` (nothing is flagged; the verdict reads
+    'suspicious' and says which rows to look at)."""
+    top = min(classes, key=lambda c: c["pvalue"]) if classes else None
+    if top is None or top["pvalue"] > SPLIT_NOTE:
         return None
-    c = declared[0]
+    group = f"the separate group of {top['separate_group']:,} rows ({top['share']:.0%} of the class)"
+    if top["pvalue"] <= SPLIT_ALPHA:
+        return (
+            f"representation_split: class '{top['class']}' falls into two groups in the model's representation far "
+            f"more sharply than the other classes (z = {top['z']}, p = {top['pvalue']:.2g}); {group} is the likely "
+            f"poison, '{top['class']}' the likely backdoor target"
+        )
     return (
-        f"representation_split: class '{c['class']}' falls into two groups in the model's representation far more "
-        f"sharply than the other classes (z = {c['z']}, p = {c['pvalue']:.2g}); the separate group of "
-        f"{c['separate_group']:,} rows ({c['share']:.0%} of the class) is the likely poison, '{c['class']}' the "
-        "likely backdoor target"
+        f"representation_split: class '{top['class']}' falls into two groups in the model's representation more "
+        f"sharply than the other classes (z = {top['z']}, p = {top['pvalue']:.2g}), short of the {SPLIT_ALPHA:.0%} "
+        f"level at which its rows would be flagged; {group} may be a backdoor's poison or a natural kind of "
+        f"'{top['class']}': look at a few of them (the representation_split_score column ranks them first), or retrain "
+        "without them and test the model"
     )
