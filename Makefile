@@ -7,6 +7,7 @@
 #   make bench-service    the monitoring service's ingest benchmark (uvicorn + SQLite, batches of 100 and 1,000)
 #   make bench-incremental  incremental against full scans on adult and bank_marketing (70% trusted, 30% new)
 #   make bench-clean-tasks  false alarms on real, unpoisoned tables under 17 labels and 3 sample sizes
+#   make bench-classes    the representation split's class-level decision (real null data, CNN backdoors; CPU torch)
 #   make clean        remove caches, build files and the demo output
 #   make distclean    clean, and remove the virtual environment too
 
@@ -18,7 +19,7 @@ BIN := $(VENV)/bin
 # busy with other work; a short spin keeps the speed of an idle machine. A value set by the caller wins.
 export GOMP_SPINCOUNT ?= 10000
 
-.PHONY: demo test lint bench-scale bench-detection bench-service bench-incremental bench-clean-tasks clean distclean install install-dev
+.PHONY: demo test lint bench-scale bench-detection bench-service bench-incremental bench-clean-tasks bench-classes clean distclean install install-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +59,10 @@ bench-incremental: $(VENV)/.installed
 	$(BIN)/python benchmarks/incremental/run.py
 bench-clean-tasks: $(VENV)/.installed
 	$(BIN)/python benchmarks/clean_tasks/run.py
+# torch pinned: 2.13.0 is a CPU build; an unpinned torch pulls a CUDA build of several GB
+bench-classes: $(VENV)/.installed
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/python benchmarks/representation/classes.py
 
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache .hypothesis demo_out scan_out
