@@ -104,7 +104,8 @@ def test_a_significant_split_without_flags_makes_the_verdict_suspicious() -> Non
     # short of the level at which rows are flagged, still reported: the class, its group, what to do
     level, evidence = judge([{**row, "pvalue": 0.3}, {**row, "class": "2", "pvalue": 0.03}], "clean", ["0 rows"])
     assert level == "suspicious" and "'2'" in evidence[0] and "short of the 1% level" in evidence[0]
-    assert "120 rows (15% of the class)" in evidence[0] and "representation_split_score" in evidence[0]
+    assert "120 rows (15% of the class)" in evidence[0] and "representation_split_score column" in evidence[0]
+    assert "too weak to flag" not in evidence[0]
     level, evidence = judge([{**row, "pvalue": 0.06}], "clean", ["0 rows flagged"])
     assert level == "clean"
     level, evidence = judge([{**row, "pvalue": 1e-4}], "poisoned", ["label: 90 rows"])

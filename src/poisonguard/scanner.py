@@ -28,7 +28,9 @@ def _findings(status: Mapping[str, Mapping[str, Any]], level: str, evidence: lis
     if not found:
         return level, evidence
     if level == "clean":
-        return "suspicious", [f + " (too weak to flag single rows: see the detector's score column)" for f in found]
+        # a finding that already says where its rows are (a score column) needs no pointer
+        hint = " (too weak to flag single rows: see the detector's score column)"
+        return "suspicious", [f if "score column" in f else f + hint for f in found]
     return level, [*evidence, *found]
 
 
