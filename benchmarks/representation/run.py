@@ -223,6 +223,9 @@ def run_one(
         "ac_recall": float((ac[mask] > 0).mean()),
         "ac_clean_flagged": float((ac[~mask] > 0).mean()),
         "verdict": result.verdict,
+        # per detector: rows under its flag level and the level it flagged at (where a surplus of flags comes from)
+        "flagged_by": {k: v.get("flagged") for k, v in result.info["detectors"].items()},
+        "flag_levels": {k: v.get("flag_level") for k, v in result.info["detectors"].items()},
         "likely_target": top.get("class"),
         "estimated_rate_in_target": top.get("share"),
         "true_rate_in_target": float(mask.sum() / max((p.y == target).sum(), 1)),
