@@ -47,6 +47,11 @@ from .base import Detector, DetectorOutput, explain, positive_int, register
 MAX_TRAIN_ROWS = 250_000
 LINEAR_MAX_ROWS = 50_000  # a linear model's fit saturates long before boosting's
 LINEAR_LOSS_RATIO = 1.5
+# Newton boosting divides each leaf's gradient by its hessian: where a class is (nearly) separable the hessians
+# vanish and, unregularised, leaf values blow up, so out-of-fold rows that land in such a leaf get an extreme wrong
+# logit. adult's education (a function of education_num) on 8,000 rows: 1,270 rows at p(own label) < 0.01 with no
+# penalty, 3 with this one (XGBoost's default).
+BOOST_L2 = 1.0
 SINGLE_THREAD_CELLS = 2_000_000  # rows x columns below which one thread is faster
 EMBEDDING_TREE_DIMS = 64  # principal components of a wide embedding that boosting reads
 
@@ -257,6 +262,7 @@ class LabelConsistencyDetector(Detector):
                 max_iter=int(self.param("max_iter", 100)),
                 categorical_features=cat if cat.any() else None,
                 early_stopping=len(train) > 10_000,
+                l2_regularization=BOOST_L2,
                 random_state=seed + f,
             )
             model.fit(X[train], y[train], sample_weight=None if weight is None else weight[train])
