@@ -39,7 +39,7 @@ from sklearn.metrics import roc_auc_score
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-from datasets import LOADERS  # noqa: E402
+from datasets import LOADERS, SHARED, available  # noqa: E402
 
 import poisonguard as pg  # noqa: E402
 from poisonguard.context import ScanContext  # noqa: E402
@@ -269,6 +269,17 @@ def main() -> None:
         records = [json.loads(x) for x in jsonl.read_text().splitlines()]
         (args.out_dir / "representation-classes.md").write_text(summarise(records, command))
         return
+    if not available():
+        print(
+            f"error: no data sets at {SHARED}; set POISONGUARD_DATASETS to the shared datasets folder", file=sys.stderr
+        )
+        sys.exit(2)
+    if args.resnet_features and not (args.resnet_features / "features.json").is_file():
+        print(
+            f"error: {args.resnet_features} holds no features.json; pass a folder written by dump_features.py",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     records = null_runs(args.quick)
     if not args.no_cnn:
         records += cnn_runs(args.quick)

@@ -58,6 +58,18 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def load_fashion(data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    files = (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    )
+    missing = [f for f in files if not (data_dir / f).is_file()]
+    if missing:
+        print(
+            f"error: {data_dir} lacks {', '.join(missing)}; pass --data-dir the Fashion-MNIST folder", file=sys.stderr
+        )
+        sys.exit(2)
     Xtr = read_idx(data_dir / "train-images-idx3-ubyte.gz").astype(np.float32) / 255.0
     ytr = read_idx(data_dir / "train-labels-idx1-ubyte.gz").astype(np.int64)
     Xte = read_idx(data_dir / "t10k-images-idx3-ubyte.gz").astype(np.float32) / 255.0

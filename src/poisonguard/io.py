@@ -235,7 +235,7 @@ def _label_codes(values: pd.Series, label: str, name: str) -> tuple[np.ndarray, 
                 "yet). Bin the target into classes or pick a categorical label."
             )
         values = pd.Series(arr.astype(np.int64))
-        _refuse_quantity(values, label, name)
+        _refuse_quantity(values, n_unique, label, name)
     elif pd.api.types.is_integer_dtype(values.dtype):
         n_unique = values.nunique()
         if n_unique > max(50, 0.05 * len(values)):
@@ -244,7 +244,7 @@ def _label_codes(values: pd.Series, label: str, name: str) -> tuple[np.ndarray, 
                 "regression target or an id; poisonguard supports classification labels only (regression is "
                 "not supported yet). Pass the class column with --label."
             )
-        _refuse_quantity(values, label, name)
+        _refuse_quantity(values, n_unique, label, name)
     elif pd.api.types.is_bool_dtype(values.dtype):
         pass
     else:
@@ -261,11 +261,10 @@ def _label_codes(values: pd.Series, label: str, name: str) -> tuple[np.ndarray, 
 QUANTITY_MIN_VALUES = 50
 
 
-def _refuse_quantity(values: pd.Series, label: str, name: str) -> None:
+def _refuse_quantity(values: pd.Series, n_unique: int, label: str, name: str) -> None:
     """Many integers that are not class codes (0..K-1 or 1..K, nearly all used) are a quantity: ages, hours,
     amounts. Scanned as classes they give dozens of tiny classes and a verdict about nothing (adult's
     ``hours_per_week`` on 2,000 rows: 68 classes, 131 s, 'poisoned'); codes of many classes pass."""
-    n_unique = int(values.nunique())
     if n_unique <= QUANTITY_MIN_VALUES:
         return
     lo, hi = int(values.min()), int(values.max())

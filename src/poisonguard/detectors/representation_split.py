@@ -39,7 +39,7 @@ class RepresentationSplitDetector(Detector):
             return
         cls = ctx.data.classes
         for i, s in enumerate(splits):
-            self.pvalues_[s.rows] = split_row_pvalues(s, SPLIT_ALPHA)
+            self.pvalues_[s.rows] = split_row_pvalues(s)
             self.group_[s.rows[s.suspect]] = i
         self.info["classes"] = [
             {
