@@ -52,6 +52,7 @@ def test_unmodified_real_data_is_not_called_poisoned(name: str) -> None:
     ("name", "label", "n"),
     [
         ("adult", "sex", 2000),  # relationship = 'Wife' fixes the label: a natural segment, not a stamp
+        ("adult", "sex", 400),  # 17 wives, too few for the segment test: the other face of 'Husband' -> Male
         ("bank_marketing", "contact", 2000),  # whole months were called on one kind of phone
         ("bank_marketing", "default", 400),  # six rows of one month, all of the class 80% hold
         ("bank_marketing", "job", 2000),  # a label the columns predict poorly: ten neighbours often lack it

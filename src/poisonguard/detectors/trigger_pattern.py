@@ -78,6 +78,18 @@ class TriggerPatternDetector(Detector):
                 or (id(t) in segment and _told(segment[id(t)][0]) and _told(segment[id(t)][1]))
             )
         ]
+        # The other face of a rule: columns whose values fix the label both ways (relationship 'Husband' -> Male,
+        # 'Wife' -> Female) encode the label. On a small sample the rarer face has too few rows for the segment
+        # test, yet its rows look like the rest of their class, as a relabelled stamp's never do; a stamp on
+        # exactly the columns of a natural rule for another class is a coincidence an attacker cannot count on.
+        rules += [
+            t
+            for t in triggers
+            if id(t) in segment
+            and not _told(segment[id(t)][0])
+            and not any(t is r for r in rules)
+            and any(_mirrors(t, r) for r in rules)
+        ]
         weak = [t for t in triggers if t.pvalue > TRIGGER_ALPHA]
         kept = [t for t in triggers if t.pvalue <= TRIGGER_ALPHA and not any(t is r for r in rules)]
         self.row_p_ = np.ones(ctx.n)
@@ -200,6 +212,15 @@ def _short(t: Trigger) -> str:
     return (
         f"carries {cond}, a combination held by {t.support} rows labelled '{t.target}' and almost no others "
         "(a likely backdoor trigger)"
+    )
+
+
+def _mirrors(t: Trigger, rule: Trigger) -> bool:
+    """``t`` sets the same columns as ``rule`` to other values, for another class."""
+    return (
+        set(t.conditions) == set(rule.conditions)
+        and t.conditions != rule.conditions
+        and str(t.target) != str(rule.target)
     )
 
 
