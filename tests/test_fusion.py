@@ -218,3 +218,25 @@ def test_a_detector_that_may_not_adapt_keeps_its_level_but_testifies_at_the_earn
     level, evidence = verdict([ex], int(held.flagged.sum()), n, 0.01, [])
     assert level == "poisoned"
     assert "not flagged at that level" in evidence[0]
+
+
+@PROPERTY
+@given(fusion_inputs(), st.data())
+def test_a_lead_ranks_rows_right_after_the_flagged_ones_and_changes_no_flag(inputs, data: st.DataObject) -> None:
+    pvalues, weights, gated, fpr = inputs
+    n, d = pvalues.shape
+    lead_value = st.one_of(st.just(np.inf), st.floats(min_value=0.0, max_value=1.0))
+    lead = data.draw(arrays(np.float64, (n, d), elements=lead_value))
+    plain = fuse(pvalues, weights, gated, fpr)
+    f = fuse(pvalues, weights, gated, fpr, lead=lead)
+    np.testing.assert_array_equal(f.flagged, plain.flagged)
+    np.testing.assert_array_equal(f.pvalue, plain.pvalue)
+    assert (f.score >= plain.score - 1e-12).all()  # a lead only raises a row
+    assert (f.score[~f.flagged] <= f.threshold + 1e-12).all()
+    led = np.isfinite(lead).any(axis=1) & ~f.flagged
+    # within twice the flag level's distance of the threshold: above every row that is neither flagged nor led
+    # and whose fused ratio is more than twice the false-alarm rate
+    assert (f.score[led] >= 2 * f.threshold - 1 - 1e-9).all()
+    if f.led_by is not None:
+        np.testing.assert_array_equal(f.led_by[~led], -1)
+        assert (f.led_by[led] >= 0).all()

@@ -103,7 +103,7 @@ def test_a_significant_split_without_flags_makes_the_verdict_suspicious() -> Non
     assert level == "clean" and evidence == ["0 rows flagged"]
     # short of the level at which rows are flagged, still reported: the class, its group, what to do
     level, evidence = judge([{**row, "pvalue": 0.3}, {**row, "class": "2", "pvalue": 0.03}], "clean", ["0 rows"])
-    assert level == "suspicious" and "'2'" in evidence[0] and "short of the 1% level" in evidence[0]
+    assert level == "suspicious" and "'2'" in evidence[0] and "short of the 0.01 level" in evidence[0]
     assert "120 rows (15% of the class)" in evidence[0] and "representation_split_score column" in evidence[0]
     assert "too weak to flag" not in evidence[0]
     level, evidence = judge([{**row, "pvalue": 0.06}], "clean", ["0 rows flagged"])
@@ -111,3 +111,31 @@ def test_a_significant_split_without_flags_makes_the_verdict_suspicious() -> Non
     level, evidence = judge([{**row, "pvalue": 1e-4}], "poisoned", ["label: 90 rows"])
     assert level == "poisoned" and len(evidence) == 2
     assert _findings({"representation_split": {"abstained": "2 classes"}}, "clean", []) == ("clean", [])
+
+
+def test_a_reported_class_leads_the_ranking_without_flagging() -> None:
+    """A split short of the flag level but reported: its separate group ranks right after the flagged rows."""
+    E, y, rng = classes(seed=2)
+    E, y, mask = backdoor(E, y, rng, 0.05)
+    frame = pd.DataFrame({"label": y.astype(str)})
+    # the label model learns the trigger like any feature: the split alone sees this poison
+    declared = pg.scan(
+        frame, label="label", embeddings=E, seed=0, detectors=["label_consistency", "representation_split"]
+    )
+    assert declared.rows["flagged"].to_numpy()[mask].mean() > 0.95
+    # a level the class cannot reach: reported, not flagged
+    spec = {"label_consistency": {}, "representation_split": {"alpha": 1e-12, "note": 0.5}}
+    reported = pg.scan(frame, label="label", embeddings=E, seed=0, detectors=spec)
+    info = reported.info["detectors"]["representation_split"]
+    assert info["flagged"] == 0 and info["review_rows"] > 0
+    assert reported.verdict == "suspicious" and "short of the 1e-12 level" in reported.summary["evidence"][0]
+    rows = reported.rows
+    flagged, score = rows["flagged"].to_numpy(), rows["score"].to_numpy()
+    assert flagged[mask].mean() < 0.1
+    # the poison leads the ranking all the same, just under the flag threshold, and says why
+    assert roc_auc_score(mask, score) > 0.99
+    led = mask & ~flagged
+    assert (score[led] < reported.summary["threshold"]).all()
+    assert "short of the level at which it would be flagged: review" in rows.loc[led, "reasons"].iloc[0]
+    # without the lead the same flags rank the poison among the label model's doubts only
+    assert roc_auc_score(mask, rows["label_consistency_score"]) < 0.9

@@ -40,6 +40,7 @@ class Fused:
     order: np.ndarray  # detector indices per row, most suspicious first
     levels: np.ndarray  # per-detector flag level w_d * fpr (or the adaptive level it earned)
     earned: np.ndarray  # the level each detector would earn if it could adapt (evidence for the verdict)
+    led_by: np.ndarray | None = None  # per row, the detector that named it for review (-1: none); see ``fuse``
 
 
 FDR = 0.2
@@ -81,9 +82,16 @@ def fuse(
     *,
     adapt: bool = True,
     adapts: np.ndarray | None = None,
+    lead: np.ndarray | None = None,
 ) -> Fused:
     """``pvalues`` is rows x detectors; ``weights``, ``gated`` and ``adapts`` (which detectors may earn the
-    adaptive level; all by default) have one entry per detector."""
+    adaptive level; all by default) have one entry per detector.
+
+    ``lead`` (rows x detectors, ``inf`` where none) names rows for review without flagging them: a class-level
+    finding short of its flag level (a representation split at p = 0.03) says which rows to look at first, but
+    not at the false-alarm rate a flag promises. Such a row that is not flagged ranks right after the flagged
+    rows (its score just under the threshold, ordered by its lead, 0 strongest); flags and p-values are unchanged.
+    """
     w = np.asarray(weights, dtype=np.float64)
     w = w / w.sum()
     levels = w * fpr
@@ -101,14 +109,21 @@ def fuse(
     ungated = ~np.asarray(gated, dtype=bool)
     r_max = float(1.0 / w[ungated].min()) if ungated.any() else 1.0
     r = np.where(np.isfinite(r), r, r_max)
+    r_rank, led_by = r, None
+    if lead is not None and np.isfinite(lead).any():
+        best = lead.min(axis=1)
+        led = np.isfinite(best) & (fused > fpr)
+        r_rank = np.where(led, np.minimum(r, fpr * (1.0 + np.clip(best, 1e-12, 1.0))), r)
+        led_by = np.where(led, lead.argmin(axis=1), -1)
     return Fused(
-        score=np.clip(1.0 - r / r_max, 0.0, 1.0),
+        score=np.clip(1.0 - r_rank / r_max, 0.0, 1.0),
         pvalue=fused,
         flagged=fused <= fpr,
         threshold=float(1.0 - fpr / r_max),
         order=np.argsort(ratio, axis=1, kind="stable"),
         levels=levels,
         earned=earned,
+        led_by=led_by,
     )
 
 
@@ -131,6 +146,11 @@ def row_reasons(reasons: np.ndarray, pvalues: np.ndarray, fused: Fused, names: l
     """Each row's reasons (``top_reasons``); a flagged row always says which detector flagged it, even where that
     detector wrote no sentence for it; a row with nothing to say reads 'nothing unusual'."""
     out = top_reasons(reasons, pvalues, fused.order)
+    if fused.led_by is not None:  # a row named for review says by what, even above the reason level
+        led = np.flatnonzero(fused.led_by >= 0)
+        said = reasons[led, fused.led_by[led]]
+        led, said = led[said != ""], said[said != ""]
+        out[led] = np.where(out[led] == "", said, out[led] + "; " + said)
     silent = np.flatnonzero(fused.flagged & (out == ""))
     if silent.size:
         first = fused.order[silent, 0]

@@ -360,6 +360,17 @@ SPLIT_NOTE = 0.05
 SPLIT_SILENT = 0.05  # rows of undeclared classes get p-values above this: fusion's adaptive level never reaches it
 
 
+def split_row_tail(split: ClassSplit) -> np.ndarray:
+    """Per row of the class, how far it lies from the main group toward the suspect side: the Student-t tail of
+    its robust z among the main group's projections (small in the separate group)."""
+    from scipy.stats import t as student_t
+
+    main = split.projection[~split.suspect] if (~split.suspect).any() else split.projection
+    med = float(np.median(main))
+    mad = max(float(np.median(np.abs(main - med))) * 1.4826, 1e-9)
+    return np.asarray(student_t.sf((split.projection - med) / mad, SPLIT_TAIL_DF), dtype=np.float64)
+
+
 def split_row_pvalues(split: ClassSplit, alpha: float = SPLIT_ALPHA) -> np.ndarray:
     """Per row of the class, a p-value that flags the separate group of a *declared* class only.
 
@@ -372,12 +383,7 @@ def split_row_pvalues(split: ClassSplit, alpha: float = SPLIT_ALPHA) -> np.ndarr
     the main group's projections, Student-t tail); every other row gets ``SPLIT_SILENT + (1 - SPLIT_SILENT) * x``
     with ``x`` its evidence (``max(p_class x share, q)``): never flagged, still ranked.
     """
-    from scipy.stats import t as student_t
-
-    main = split.projection[~split.suspect] if (~split.suspect).any() else split.projection
-    med = float(np.median(main))
-    mad = max(float(np.median(np.abs(main - med))) * 1.4826, 1e-9)
-    q = student_t.sf((split.projection - med) / mad, SPLIT_TAIL_DF)
+    q = split_row_tail(split)
     silent = SPLIT_SILENT + (1 - SPLIT_SILENT) * np.maximum(split.pvalue * split.share, q)
     if split.pvalue > alpha:
         return silent

@@ -226,7 +226,8 @@ def _scan_dataset(
     weights = np.array([dets_by_name[n].weight for n in names])
     gated = np.array([dets_by_name[n].gated for n in names])
     adapts = np.array([dets_by_name[n].adapts for n in names])
-    fused = fuse(P, weights, gated, fpr, adapts=adapts)
+    lead = np.column_stack([outputs[n].extra.get("lead", np.full(ds.n_rows, np.inf)) for n in names])
+    fused = fuse(P, weights, gated, fpr, adapts=adapts, lead=lead)
     reasons = row_reasons(R, P, fused, names)
 
     rows = pd.DataFrame(

@@ -9,14 +9,22 @@ abstains and says so in its info.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..context import ScanContext
 from ..errors import ConfigError
-from ..representation import SPLIT_ALPHA, SPLIT_MIN_CLASSES, SPLIT_NOTE, class_splits, split_row_pvalues
-from .base import Detector, DetectorOutput, explain, register
+from ..representation import (
+    SPLIT_ALPHA,
+    SPLIT_MIN_CLASSES,
+    SPLIT_NOTE,
+    class_splits,
+    split_row_pvalues,
+    split_row_tail,
+)
+from .base import Detector, DetectorOutput, explain, register, unit_interval
 
 
 @register("representation_split")
@@ -26,10 +34,17 @@ class RepresentationSplitDetector(Detector):
     # stay large and cannot blur the label model's ranking; where a class splits only moderately (not enough to
     # flag), its rows still rank above the label model's merely doubtful rows instead of below every clean row.
     gated = False
+    constraints: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {
+        "alpha": (unit_interval, "a number between 0 and 1 (the family-wise level at which a class is flagged)"),
+        "note": (unit_interval, "a number between 0 and 1 (the level at which a class is reported for review)"),
+    }
 
     def _fit(self, ctx: ScanContext) -> None:
+        alpha = float(self.param("alpha", SPLIT_ALPHA))
+        note = max(alpha, float(self.param("note", SPLIT_NOTE)))
         splits = class_splits(ctx.representation(), ctx.y, seed=ctx.seed)
         self.pvalues_ = np.ones(ctx.n)
+        self.lead_ = np.full(ctx.n, np.inf)
         self.group_ = np.full(ctx.n, -1, dtype=np.int64)
         self.splits_ = splits
         if len(splits) < SPLIT_MIN_CLASSES:
@@ -39,7 +54,7 @@ class RepresentationSplitDetector(Detector):
             return
         cls = ctx.data.classes
         for i, s in enumerate(splits):
-            self.pvalues_[s.rows] = split_row_pvalues(s)
+            self.pvalues_[s.rows] = split_row_pvalues(s, alpha)
             self.group_[s.rows[s.suspect]] = i
         self.info["classes"] = [
             {
@@ -53,7 +68,13 @@ class RepresentationSplitDetector(Detector):
             }
             for s in sorted(splits, key=lambda s: s.pvalue)[:5]
         ]
-        line = finding(self.info["classes"])
+        # the most split class, short of the flag level but reported: its separate group leads the review
+        top = min(splits, key=lambda s: s.pvalue)
+        if alpha < top.pvalue <= note:
+            rows = top.rows[top.suspect]
+            self.lead_[rows] = split_row_tail(top)[top.suspect]
+            self.info["review_rows"] = len(rows)
+        line = finding(self.info["classes"], alpha=alpha, note=note)
         if line:
             self.info["finding"] = line
 
@@ -72,7 +93,12 @@ class RepresentationSplitDetector(Detector):
             + [""],
             dtype=object,
         )
-        return DetectorOutput(scores=1.0 - pv, pvalues=pv, reasons=explain(pv, lambda i: sentences[group[i]]))
+        reasons = explain(pv, lambda i: sentences[group[i]])
+        lead = self.lead_[rows]
+        led = np.flatnonzero(np.isfinite(lead))
+        if led.size:  # rows named for review, above the reason level: say why they lead the ranking
+            reasons[led] = sentences[group[led]] + "; short of the level at which it would be flagged: review"
+        return DetectorOutput(scores=1.0 - pv, pvalues=pv, reasons=reasons, extra={"lead": lead})
 
     def _transfer(self, reference: ScanContext, ctx: ScanContext) -> None:
         raise ConfigError(
@@ -81,15 +107,15 @@ class RepresentationSplitDetector(Detector):
         )
 
 
-def finding(classes: list[dict[str, Any]]) -> str | None:
+def finding(classes: list[dict[str, Any]], *, alpha: float = SPLIT_ALPHA, note: float = SPLIT_NOTE) -> str | None:
     """The data-set level finding for the scan's verdict: the most split class, when it is declared (its separate
     group is flagged) or, more weakly, when it reaches ``SPLIT_NOTE`` (nothing is flagged; the verdict reads
     'suspicious' and says which rows to look at)."""
     top = min(classes, key=lambda c: c["pvalue"]) if classes else None
-    if top is None or top["pvalue"] > SPLIT_NOTE:
+    if top is None or top["pvalue"] > note:
         return None
     group = f"the separate group of {top['separate_group']:,} rows ({top['share']:.0%} of the class)"
-    if top["pvalue"] <= SPLIT_ALPHA:
+    if top["pvalue"] <= alpha:
         return (
             f"representation_split: class '{top['class']}' falls into two groups in the model's representation far "
             f"more sharply than the other classes (z = {top['z']}, p = {top['pvalue']:.2g}); {group} is the likely "
@@ -97,7 +123,7 @@ def finding(classes: list[dict[str, Any]]) -> str | None:
         )
     return (
         f"representation_split: class '{top['class']}' falls into two groups in the model's representation more "
-        f"sharply than the other classes (z = {top['z']}, p = {top['pvalue']:.2g}), short of the {SPLIT_ALPHA:.0%} "
+        f"sharply than the other classes (z = {top['z']}, p = {top['pvalue']:.2g}), short of the {alpha:.2g} "
         f"level at which its rows would be flagged; {group} may be a backdoor's poison or a natural kind of "
         f"'{top['class']}': look at a few of them (they lead the representation_split_score column), or retrain "
         "without them and test the model"
