@@ -374,6 +374,9 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="keep the records already in the results file")
     ap.add_argument("--summarise", action="store_true", help="only rewrite the summary from the records")
     ap.add_argument("--pixels", action="store_true", help="scan the pixel table itself instead of CNN features")
+    ap.add_argument(
+        "--tag", default=None, help="suffix for the result files (representation-<tag>.md): a partial rerun"
+    )
     args = ap.parse_args()
     import torch
 
@@ -381,13 +384,11 @@ def main() -> None:
     if args.quick:
         args.datasets, args.rates = ["mnist"], [0.05]
     RESULTS.mkdir(exist_ok=True)
-    suffix = ("-pixels" if args.pixels else "") + ("-quick" if args.quick else "")
-    jsonl, md = RESULTS / f"representation{suffix}.jsonl", RESULTS / f"representation{suffix}.md"
-    command = (
-        "python benchmarks/representation/run.py"
-        + (" --pixels" if args.pixels else "")
-        + (" --quick" if args.quick else "")
+    suffix = (
+        ("-pixels" if args.pixels else "") + ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")
     )
+    jsonl, md = RESULTS / f"representation{suffix}.jsonl", RESULTS / f"representation{suffix}.md"
+    command = "python benchmarks/representation/run.py " + " ".join(sys.argv[1:])
     summary = summarise_pixels if args.pixels else summarise
     records = (
         [json.loads(x) for x in jsonl.read_text().splitlines()]
