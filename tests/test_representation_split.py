@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
@@ -113,7 +115,7 @@ def test_a_significant_split_without_flags_makes_the_verdict_suspicious() -> Non
     assert _findings({"representation_split": {"abstained": "2 classes"}}, "clean", []) == ("clean", [])
 
 
-def test_a_reported_class_leads_the_ranking_without_flagging() -> None:
+def test_a_reported_class_leads_the_ranking_without_flagging(tmp_path: Path) -> None:
     """A split short of the flag level but reported: its separate group ranks right after the flagged rows."""
     E, y, rng = classes(seed=2)
     E, y, mask = backdoor(E, y, rng, 0.05)
@@ -139,3 +141,13 @@ def test_a_reported_class_leads_the_ranking_without_flagging() -> None:
     assert "short of the level at which it would be flagged: review" in rows.loc[led, "reasons"].iloc[0]
     # without the lead the same flags rank the poison among the label model's doubts only
     assert roc_auc_score(mask, rows["label_consistency_score"]) < 0.9
+    # the rows named for review: listed, written out, and left out of the clean data on request
+    review = rows["review"].to_numpy()
+    assert not (review & flagged).any() and review[mask].mean() > 0.95 and review[~mask].mean() < 0.01
+    assert len(reported.clean_data()) == len(frame) - flagged.sum()
+    assert len(reported.clean_data(review=True)) == len(frame) - (flagged | review).sum()
+    paths = reported.save(tmp_path)
+    assert (tmp_path / "review.csv") in paths
+    assert len(pd.read_csv(tmp_path / "review.csv")) == review.sum()
+    declared.save(tmp_path)  # nothing under review: the earlier review.csv would be stale
+    assert not (tmp_path / "review.csv").exists() and not declared.rows["review"].any()

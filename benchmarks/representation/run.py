@@ -191,6 +191,9 @@ def run_one(
     # oracle: the clean model's disbelief in each row's (possibly flipped) label
     oracle = 1.0 - proba(clean_model, p.X)[np.arange(len(p.y)), p.y]
     sanitized = train(p.X[~flagged], p.y[~flagged])
+    # what the scan suggests when it reports a class without flagging it: retrain without its review rows too
+    review = rows["review"].to_numpy() if "review" in rows else np.zeros(len(flagged), dtype=bool)
+    reviewed = train(p.X[~(flagged | review)], p.y[~(flagged | review)]) if review.any() else None
     ss_removed = removed_mask(ss, p.y, eps)
     # at 20% poison the target's share is two thirds, and 1.5 x eps removes every row of every class
     kept = ~ss_removed
@@ -232,6 +235,10 @@ def run_one(
         "sanitized_accuracy": float(np.mean(predict(sanitized, X[te]) == y[te])),
         "sanitized_asr": asr(sanitized, X[te], y[te], attack, target, seed),
         "ss_sanitized_asr": asr(ss_model, X[te], y[te], attack, target, seed) if ss_model is not None else None,
+        "review_rows": int(review.sum()),
+        "review_poisoned": int((review & mask).sum()),
+        "reviewed_asr": asr(reviewed, X[te], y[te], attack, target, seed) if reviewed is not None else None,
+        "reviewed_accuracy": float(np.mean(predict(reviewed, X[te]) == y[te])) if reviewed is not None else None,
         "seconds": round(time.perf_counter() - t0, 1),
         "seconds_train": round(t_train, 1),
         "seconds_features": round(t_feats, 1),
@@ -267,6 +274,15 @@ def fmt(v: Any, digits: int = 3) -> str:
     return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
 
 
+def _review(r: dict[str, Any]) -> str:
+    """Rows named for review (of them poisoned) | ASR and accuracy of the model retrained without them and the flags."""
+    if not r.get("review_rows"):
+        return "- | -"
+    return (
+        f"{r['review_rows']} ({r['review_poisoned']}) | {fmt(r['reviewed_asr'], 2)}, {fmt(r['reviewed_accuracy'], 3)}"
+    )
+
+
 def summarise(records: list[dict[str, Any]], out: Path, command: str, header: str | None = None) -> None:
     df = pd.DataFrame.from_records(records)
     header = header or (
@@ -281,8 +297,8 @@ def summarise(records: list[dict[str, Any]], out: Path, command: str, header: st
         "AUROC of each method's row score against the truth; `SS` and `AC` are spectral signatures and activation "
         "clustering as published, on the same features; the oracle is the same model trained on the clean rows (1 - p(label)).",
         "",
-        "| dataset | attack | rate | seed | ASR | scan | split (in scan) | split class p | isolation (in scan) | deep k-NN (in scan) | QUE (ours, not in scan) | SS published | AC published | oracle | flag recall | flag precision | clean flagged | ASR after scan | ASR after SS | acc. after scan | split target (est. share / true) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | attack | rate | seed | ASR | scan | split (in scan) | split class p | isolation (in scan) | deep k-NN (in scan) | QUE (ours, not in scan) | SS published | AC published | oracle | flag recall | flag precision | clean flagged | ASR after scan | ASR after SS | acc. after scan | split target (est. share / true) | review rows (poisoned) | ASR, acc. after flagged + review |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     poisoned = df[df["attack"] != "none"]
     for r in poisoned.to_dict("records"):
@@ -292,7 +308,8 @@ def summarise(records: list[dict[str, Any]], out: Path, command: str, header: st
             f"{fmt(r['auroc_activation_clustering_published'])} | {fmt(r['auroc_oracle'])} | {fmt(r['flag_recall'], 2)} | "
             f"{fmt(r['flag_precision'], 2)} | {fmt(r['clean_flagged'] * 100, 2)}% | {fmt(r['sanitized_asr'], 2)} | "
             f"{fmt(r['ss_sanitized_asr'], 2)} | {fmt(r['sanitized_accuracy'], 3)} | {r['likely_target']} "
-            f"({fmt(r['estimated_rate_in_target'], 2)} / {fmt(r['true_rate_in_target'], 2)}) |"
+            f"({fmt(r['estimated_rate_in_target'], 2)} / {fmt(r['true_rate_in_target'], 2)}) | "
+            f"{_review(r)} |"
         )
     clean = df[df["attack"] == "none"]
     if len(clean):

@@ -25,7 +25,7 @@ from .result import ScanResult
 
 VERDICT_COLOURS = {"clean": "green", "suspicious": "yellow", "poisoned": "red"}
 VERDICT_RANK = {"clean": 0, "suspicious": 1, "poisoned": 2}
-OUTPUT_FILES = ("rows.csv", "flagged.csv", "summary.json")
+OUTPUT_FILES = ("rows.csv", "flagged.csv", "summary.json", "review.csv")
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 _DEBUG_KEY = "poisonguard.debug"
@@ -366,7 +366,9 @@ def scan(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Write rows.csv, flagged.csv and summary.json into this directory."),
+        typer.Option(
+            "--out", "-o", help="Write rows.csv, flagged.csv, summary.json (and review.csv) into this directory."
+        ),
     ] = None,
     fpr: Annotated[float, typer.Option(help="Share of clean rows that may be flagged (0 < FPR < 0.5).")] = 0.01,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same result.")] = 0,

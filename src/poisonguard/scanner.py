@@ -236,6 +236,8 @@ def _scan_dataset(
             "score": fused.score,
             "p_value": fused.pvalue,
             "flagged": fused.flagged,
+            # named for review by a class-level finding short of its flag level (see ``fuse``'s ``lead``)
+            "review": np.zeros(ds.n_rows, dtype=bool) if fused.led_by is None else fused.led_by >= 0,
             "reasons": reasons,
         }
     )
