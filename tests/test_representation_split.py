@@ -149,5 +149,12 @@ def test_a_reported_class_leads_the_ranking_without_flagging(tmp_path: Path) -> 
     paths = reported.save(tmp_path)
     assert (tmp_path / "review.csv") in paths
     assert len(pd.read_csv(tmp_path / "review.csv")) == review.sum()
+    from rich.console import Console
+
+    from poisonguard.cli import print_summary
+
+    console = Console(record=True, width=200)
+    print_summary(console, reported, top=3)
+    assert f"Top 3 of {review.sum()} rows to review (not flagged)" in console.export_text()
     declared.save(tmp_path)  # nothing under review: the earlier review.csv would be stale
     assert not (tmp_path / "review.csv").exists() and not declared.rows["review"].any()

@@ -253,29 +253,35 @@ def print_summary(console: Console, result: ScanResult, *, top: int = 10) -> Non
         for note in notes:
             console.print(f"  - {escape(str(note))}", highlight=False)
 
-    flagged = result.flagged
-    if top > 0 and len(flagged):
-        shown = flagged.head(top)
-        table = Table(title=f"Top {len(shown)} of {len(flagged):,} flagged rows", title_justify="left")
-        cols = ["row", *(c for c in ("id", "source") if c in shown.columns), "label", "score", "reasons"]
-        for c in cols:
-            table.add_column(
-                c,
-                justify="right" if c in {"row", "score"} else "left",
-                overflow="fold",
-                ratio=4 if c == "reasons" else None,
-                no_wrap=c != "reasons",
-            )
-        for rec in shown[cols].itertuples(index=False):
-            cells = [f"{v:.4f}" if c == "score" else escape(str(v)) for c, v in zip(cols, rec, strict=True)]
-            table.add_row(*cells)
-        console.print()
-        console.print(table)
+    _print_rows(console, result.flagged, top, "flagged rows")
+    # named by a class-level finding short of its flag level: where to look next (review.csv with --out)
+    _print_rows(console, result.review, top, "rows to review (not flagged)")
     _print_breakdown(console, result.by_class, "label", "By class")
     if result.by_source is not None:
         _print_breakdown(console, result.by_source, "source", "By source")
     if s.get("canaries"):
         _print_canaries(console, s["canaries"])
+
+
+def _print_rows(console: Console, rows: Any, top: int, what: str) -> None:
+    if top <= 0 or not len(rows):
+        return
+    shown = rows.head(top)
+    table = Table(title=f"Top {len(shown)} of {len(rows):,} {what}", title_justify="left")
+    cols = ["row", *(c for c in ("id", "source") if c in shown.columns), "label", "score", "reasons"]
+    for c in cols:
+        table.add_column(
+            c,
+            justify="right" if c in {"row", "score"} else "left",
+            overflow="fold",
+            ratio=4 if c == "reasons" else None,
+            no_wrap=c != "reasons",
+        )
+    for rec in shown[cols].itertuples(index=False):
+        cells = [f"{v:.4f}" if c == "score" else escape(str(v)) for c, v in zip(cols, rec, strict=True)]
+        table.add_row(*cells)
+    console.print()
+    console.print(table)
 
 
 def _print_breakdown(console: Console, frame: Any, key: str, title: str) -> None:
