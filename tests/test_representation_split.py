@@ -156,5 +156,10 @@ def test_a_reported_class_leads_the_ranking_without_flagging(tmp_path: Path) -> 
     console = Console(record=True, width=200)
     print_summary(console, reported, top=3)
     assert f"Top 3 of {review.sum()} rows to review (not flagged)" in console.export_text()
+    from poisonguard.report.scan import ScanReportData, render
+
+    page = render(ScanReportData.load(tmp_path))  # from the saved files, as `poisonguard report` reads them
+    assert "Rows to review" in page and f"{review.sum():,} rows are not flagged" in page
+    assert "Rows to review" not in render(ScanReportData.from_result(declared))
     declared.save(tmp_path)  # nothing under review: the earlier review.csv would be stale
     assert not (tmp_path / "review.csv").exists() and not declared.rows["review"].any()

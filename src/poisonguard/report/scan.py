@@ -83,6 +83,7 @@ def render(data: ScanReportData, *, title: str | None = None) -> str:
         _breakdowns(s),
         _triggers(s),
         _flagged_rows(data, s),
+        _review_rows(data),
         _detectors(s),
         _settings(s),
     ]
@@ -265,6 +266,35 @@ def _flagged_rows(data: ScanReportData, s: dict[str, Any]) -> str:
         note + h.searchable(table, "flagged-table", "filter rows (any text, e.g. a reason or a value)"),
         id="flagged",
     )
+
+
+def _review_rows(data: ScanReportData) -> str:
+    """Rows a class-level finding named for review without flagging them (absent when there are none)."""
+    rows = data.rows
+    if "review" not in rows.columns:
+        return ""
+    review = rows["review"]
+    mask = (
+        review.astype(str).str.lower().isin(["true", "1"]).to_numpy()
+        if review.dtype == object
+        else review.to_numpy(bool)
+    )
+    if not mask.any():
+        return ""
+    shown = rows.loc[mask].sort_values("score", ascending=False).head(MAX_TABLE_ROWS)
+    cols = [c for c in ("row", "label", "score", "reasons") if c in shown.columns]
+    table_rows = [
+        [(f"{v:.4f}", v) if c == "score" else v for c, v in zip(cols, r, strict=True)]
+        for r in shown[cols].to_numpy(dtype=object)
+    ]
+    numeric = [c in {"row", "score"} for c in cols]
+    table = h.table(cols, table_rows, id="review-table", numeric=numeric, wide=("reasons",))
+    note = (
+        f"<p class='help'>{int(mask.sum()):,} rows are not flagged but were named by a finding short of its flag "
+        "level (see the verdict's evidence): they rank right after the flagged rows. Look at a few; retrain without "
+        "them and test the model. review.csv holds them with their values.</p>"
+    )
+    return h.section("Rows to review", note + table, id="review")
 
 
 def _detectors(s: dict[str, Any]) -> str:
