@@ -97,7 +97,12 @@ class RepresentationSplitDetector(Detector):
         lead = self.lead_[rows]
         led = np.flatnonzero(np.isfinite(lead))
         if led.size:  # rows named for review, above the reason level: say why they lead the ranking
-            reasons[led] = sentences[group[led]] + "; short of the level at which it would be flagged: review"
+            s = self.splits_[int(group[led[0]])]
+            reasons[led] = (
+                f"one of {int(s.suspect.sum()):,} '{cls[s.label]}' rows ({s.share:.0%} of the class) that the model's "
+                f"representation sets apart from the rest of the class, more sharply than the other classes split "
+                f"(z = {s.z:.1f}, p = {s.pvalue:.2g}); short of the level at which it would be flagged: review"
+            )
         return DetectorOutput(scores=1.0 - pv, pvalues=pv, reasons=reasons, extra={"lead": lead})
 
     def _transfer(self, reference: ScanContext, ctx: ScanContext) -> None:
