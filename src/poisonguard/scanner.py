@@ -22,15 +22,14 @@ from .result import ScanResult
 
 
 def _findings(status: Mapping[str, Mapping[str, Any]], level: str, evidence: list[str]) -> tuple[str, list[str]]:
-    """Data-set level findings that detectors report in their info (``info["finding"]``): each joins the
-    evidence, and one that no flagged row backs leaves the data set ``suspicious`` rather than ``clean``."""
+    """Data-set level findings that detectors report in their info (``info["finding"]``, a sentence that says
+    which rows to look at): each joins the evidence, and one that no flagged row backs leaves the data set
+    ``suspicious`` rather than ``clean``."""
     found = [str(info["finding"]) for info in status.values() if info.get("finding")]
     if not found:
         return level, evidence
     if level == "clean":
-        # a finding that already says where its rows are (a score column) needs no pointer
-        hint = " (too weak to flag single rows: see the detector's score column)"
-        return "suspicious", [f if "score column" in f else f + hint for f in found]
+        return "suspicious", found
     return level, [*evidence, *found]
 
 
@@ -226,7 +225,10 @@ def _scan_dataset(
     weights = np.array([dets_by_name[n].weight for n in names])
     gated = np.array([dets_by_name[n].gated for n in names])
     adapts = np.array([dets_by_name[n].adapts for n in names])
-    lead = np.column_stack([outputs[n].extra.get("lead", np.full(ds.n_rows, np.inf)) for n in names])
+    # rows a class-level finding names for review (only detectors that name some; most scans have none)
+    lead = None
+    if any("lead" in outputs[n].extra for n in names):
+        lead = np.column_stack([outputs[n].extra.get("lead", np.full(ds.n_rows, np.inf)) for n in names])
     fused = fuse(P, weights, gated, fpr, adapts=adapts, lead=lead)
     reasons = row_reasons(R, P, fused, names)
 

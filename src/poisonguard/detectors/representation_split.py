@@ -130,6 +130,6 @@ def finding(classes: list[dict[str, Any]], *, alpha: float = SPLIT_ALPHA, note: 
         f"representation_split: class '{top['class']}' falls into two groups in the model's representation more "
         f"sharply than the other classes (z = {top['z']}, p = {top['pvalue']:.2g}), short of the {alpha:.2g} "
         f"level at which its rows would be flagged; {group} may be a backdoor's poison or a natural kind of "
-        f"'{top['class']}': look at a few of them (they lead the representation_split_score column), or retrain "
+        f"'{top['class']}': look at a few of them (they lead the representation_split_score column and the rows to review), or retrain "
         "without them and test the model"
     )

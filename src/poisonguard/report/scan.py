@@ -121,13 +121,15 @@ def _verdict(s: dict[str, Any]) -> str:
     return h.section("Verdict", body, id="summary")
 
 
+def _bool_column(rows: pd.DataFrame, col: str) -> np.ndarray:
+    """A true/false column as read back from rows.csv (text when it held missing values)."""
+    v = rows[col]
+    return v.astype(str).str.lower().isin(["true", "1"]).to_numpy() if v.dtype == object else v.to_numpy(bool)
+
+
 def _scores(data: ScanReportData, s: dict[str, Any]) -> str:
     rows = data.rows
-    flagged = (
-        rows["flagged"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
-        if rows["flagged"].dtype == object
-        else rows["flagged"].to_numpy(bool)
-    )
+    flagged = _bool_column(rows, "flagged")
     chart = h.histogram(rows["score"].to_numpy(float), flagged, s.get("threshold"), label="score distribution")
     help_text = (
         "How improbable each row is if the data were clean: at 2, one clean row in 100 looks this unusual; at 3, one "
@@ -271,14 +273,9 @@ def _flagged_rows(data: ScanReportData, s: dict[str, Any]) -> str:
 def _review_rows(data: ScanReportData) -> str:
     """Rows a class-level finding named for review without flagging them (absent when there are none)."""
     rows = data.rows
-    if "review" not in rows.columns:
+    if "review" not in rows.columns:  # a scan saved before review rows existed
         return ""
-    review = rows["review"]
-    mask = (
-        review.astype(str).str.lower().isin(["true", "1"]).to_numpy()
-        if review.dtype == object
-        else review.to_numpy(bool)
-    )
+    mask = _bool_column(rows, "review")
     if not mask.any():
         return ""
     shown = rows.loc[mask].sort_values("score", ascending=False).head(MAX_TABLE_ROWS)
