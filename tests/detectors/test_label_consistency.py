@@ -115,3 +115,33 @@ def test_linear_must_be_a_boolean() -> None:
     ctx = context(blobs(n=60, n_flip=0, seed=1)[0])
     with pytest.raises(ConfigError, match="linear"):
         get_detector("label_consistency", linear="yes").fit(ctx)
+
+
+def test_a_rare_class_column_too_sure_of_its_absence_is_recalibrated() -> None:
+    """One temperature cannot mend one class's column: here the rare class's probabilities are cubed (far too low
+    where it is unlikely), so the pooled null flags many of its genuine rows; a slope and bias per class undo it."""
+    from poisonguard.detectors.label_consistency import apply_class_scaling, class_scaling
+    from poisonguard.stats import ClassProbabilityNull
+
+    rng = np.random.default_rng(0)
+    n = 20_000
+    logits = rng.normal(size=(n, 3)) * np.array([1.5, 1.5, 1.0]) + np.array([0.0, 0.0, -3.5])
+    truth = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    y = (rng.random(n)[:, None] > truth.cumsum(axis=1)).sum(axis=1)
+    distorted = truth.copy()
+    distorted[:, 2] = truth[:, 2] ** 3
+    distorted /= distorted.sum(axis=1, keepdims=True)
+
+    def flagged(p: np.ndarray) -> float:
+        return float((ClassProbabilityNull.fit(p).pvalue(p[np.arange(n), y]) <= 0.01).mean())
+
+    assert flagged(truth) <= 0.012  # the null is right when the probabilities are
+    assert flagged(distorted) > 0.02
+    slope, bias = class_scaling(distorted, y, seed=0)
+    assert slope[2] < 0.5 * min(slope[0], slope[1])
+    assert flagged(apply_class_scaling(distorted, slope, bias)) <= 0.012
+
+
+def test_two_classes_keep_the_single_temperature(flipped_blobs, scored) -> None:
+    ctx, _ = scored
+    assert "class_slopes" not in get_detector("label_consistency").fit(ctx).info
