@@ -165,6 +165,11 @@ def apply_class_scaling(proba: np.ndarray, slope: np.ndarray, bias: np.ndarray) 
     return e / e.sum(axis=1, keepdims=True)
 
 
+def _smallest_class(y: np.ndarray) -> int:
+    counts = np.bincount(y)
+    return int(counts[counts > 0].min())
+
+
 def apply_temperature(proba: np.ndarray, t: float) -> np.ndarray:
     z = np.log(np.clip(proba, 1e-7, 1.0)) / t
     z -= z.max(axis=1, keepdims=True)
@@ -322,7 +327,8 @@ class LabelConsistencyDetector(Detector):
             model = HistGradientBoostingClassifier(
                 max_iter=int(self.param("max_iter", 100)),
                 categorical_features=cat if cat.any() else None,
-                early_stopping=len(train) > 10_000,
+                # early stopping holds out a stratified tenth, which needs two rows of each class in the fold
+                early_stopping=len(train) > 10_000 and _smallest_class(y[train]) >= 2,
                 l2_regularization=BOOST_L2,
                 random_state=seed + f,
             )
