@@ -198,3 +198,27 @@ def test_public_names() -> None:
     ]
     for name in poisonguard.__all__:
         assert hasattr(poisonguard, name), name
+
+
+def test_a_label_value_held_by_one_row_of_a_large_table_is_scanned() -> None:
+    """Beyond 10,000 rows boosting stops early on a stratified holdout, which needs two rows of each class: a
+    label value that occurs once (real tables have them) made the label model, the trigger check and the
+    attacks' reference model and the red team's built-in model fail."""
+    from poisonguard.attacks import get_attack
+
+    rng = np.random.default_rng(0)
+    n = 14_000  # folds of the label model and the trigger check's training rows both pass 10,000
+    X = rng.normal(size=(n, 3))
+    y = np.where(X[:, 0] > 0, "a", "b").astype(object)
+    y[:3] = ["c", "d", "e"]
+    frame = pd.DataFrame(X, columns=["x0", "x1", "x2"]).assign(label=y)
+    frame.loc[5:200, ["x1", "x2"]] = [9.0, -9.0]  # a stamp, so that the trigger check fits its blind model
+    frame.loc[5:200, "label"] = "a"
+    result = poisonguard.scan(frame, label="label", seed=0)
+    assert result.rows["flagged"].to_numpy()[5:201].mean() > 0.9
+    data = poisonguard.load_dataset(frame, label="label")
+    assert get_attack("boundary_flip").apply(data, rate=0.02, seed=0).mask.sum() == 280
+    from poisonguard.redteam import split_and_baseline  # the red team's built-in model, on 11,200 training rows
+
+    sim = split_and_baseline(data, seed=0, test_size=0.2, model=None, fpr=0.01)
+    assert sim.baseline["accuracy"] > 0.9

@@ -231,6 +231,13 @@ BOOST_BINS = 255  # the bins gradient boosting keeps per numeric feature (scikit
 BIN_SAMPLE = 200_000  # rows the bin edges are read from, as scikit-learn's own binning subsamples
 
 
+def boosting_early_stopping(y: np.ndarray) -> bool:
+    """scikit-learn's 'auto' rule (stop early beyond 10,000 rows), where it can work: it holds out a stratified
+    tenth, which fails when some class has a single row (a label value that occurs once in a large table)."""
+    counts = np.bincount(np.asarray(y, dtype=np.int64))
+    return len(y) > 10_000 and int(counts[counts > 0].min()) >= 2
+
+
 def boosting_bin_edges(
     X: np.ndarray, categorical: np.ndarray, *, max_bins: int = BOOST_BINS, seed: int = 0
 ) -> list[np.ndarray | None]:

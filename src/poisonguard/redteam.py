@@ -26,7 +26,7 @@ from sklearn.model_selection import train_test_split
 from .attacks import ATTACKS, get_attack
 from .context import Progress
 from .errors import ConfigError
-from .features import FeatureEncoder
+from .features import FeatureEncoder, boosting_early_stopping
 from .io import Dataset, load_dataset
 from .scanner import scan_dataset
 
@@ -51,9 +51,12 @@ def load_model_factory(spec: str) -> ModelFactory:
     return factory
 
 
-def default_model(categorical: np.ndarray, seed: int) -> Any:
+def default_model(categorical: np.ndarray, seed: int, y: np.ndarray | None = None) -> Any:
+    """The built-in gradient boosting; given the labels it will be fitted on, it stops early only where it can."""
     return HistGradientBoostingClassifier(
-        categorical_features=categorical if categorical.any() else None, random_state=seed
+        categorical_features=categorical if categorical.any() else None,
+        early_stopping="auto" if y is None else boosting_early_stopping(y),
+        random_state=seed,
     )
 
 
@@ -75,7 +78,8 @@ class FrameModel(ClassifierMixin, BaseEstimator):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             cat = np.asarray(self.encoder_.tree_categorical, dtype=bool)
-            self.model_ = default_model(cat, self.seed).fit(self.encoder_.tree(X), np.asarray(y))
+            y = np.asarray(y)
+            self.model_ = default_model(cat, self.seed, pd.factorize(y)[0]).fit(self.encoder_.tree(X), y)
         self.classes_ = self.model_.classes_
         self.feature_names_in_ = np.asarray(list(cols), dtype=object)
         return self
@@ -229,12 +233,12 @@ def split_and_baseline(
     train, test = part(tr), part(te)
     enc = FeatureEncoder.fit(train.frame, keep_types, seed=seed)
     cat = np.asarray(enc.tree_categorical, dtype=bool)
-    make = model or (lambda: default_model(cat, seed))
 
     def fit(frame: pd.DataFrame, y: np.ndarray) -> Any:
+        est = model() if model is not None else default_model(cat, seed, y)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return make().fit(enc.tree(frame), y)
+            return est.fit(enc.tree(frame), y)
 
     sim = Simulator(
         train=train,

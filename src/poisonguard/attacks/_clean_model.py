@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from ..features import FeatureEncoder
+from ..features import FeatureEncoder, boosting_early_stopping
 from ..io import Dataset
 
 FOLDS = 3
@@ -39,7 +39,11 @@ def out_of_fold_proba(data: Dataset, *, seed: int, folds: int = FOLDS) -> np.nda
         if len(present) == 1:
             proba[test, present[0]] = 1.0
             continue
-        model = HistGradientBoostingClassifier(categorical_features=cat if cat.any() else None, random_state=seed)
+        model = HistGradientBoostingClassifier(
+            categorical_features=cat if cat.any() else None,
+            early_stopping=boosting_early_stopping(y[train]),
+            random_state=seed,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(X[train], y[train])

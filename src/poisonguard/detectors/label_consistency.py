@@ -39,7 +39,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from ..context import ScanContext, duplicate_groups
-from ..features import apply_bin_edges, boosting_bin_edges
+from ..features import apply_bin_edges, boosting_bin_edges, boosting_early_stopping
 from ..stats import ClassProbabilityNull
 from ._text import fmt_prob, quote
 from .base import Detector, DetectorOutput, explain, positive_int, register
@@ -163,11 +163,6 @@ def apply_class_scaling(proba: np.ndarray, slope: np.ndarray, bias: np.ndarray) 
     z -= z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
-
-
-def _smallest_class(y: np.ndarray) -> int:
-    counts = np.bincount(y)
-    return int(counts[counts > 0].min())
 
 
 def apply_temperature(proba: np.ndarray, t: float) -> np.ndarray:
@@ -327,8 +322,7 @@ class LabelConsistencyDetector(Detector):
             model = HistGradientBoostingClassifier(
                 max_iter=int(self.param("max_iter", 100)),
                 categorical_features=cat if cat.any() else None,
-                # early stopping holds out a stratified tenth, which needs two rows of each class in the fold
-                early_stopping=len(train) > 10_000 and _smallest_class(y[train]) >= 2,
+                early_stopping=boosting_early_stopping(y[train]),
                 l2_regularization=BOOST_L2,
                 random_state=seed + f,
             )

@@ -21,6 +21,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
 from ..context import ScanContext, duplicate_groups
+from ..features import boosting_early_stopping
 from ..triggers import Trigger, find_triggers
 from .base import Detector, DetectorOutput, explain, register, unit_interval
 
@@ -266,6 +267,9 @@ class _Blind:
 
     def fit(self, ctx: ScanContext, rows: np.ndarray, y: np.ndarray, *, max_iter: int) -> Any:
         cat = self.categorical if self.categorical.any() else None
-        return HistGradientBoostingClassifier(max_iter=max_iter, categorical_features=cat, random_state=ctx.seed).fit(
-            self.X(ctx, rows), y
-        )
+        return HistGradientBoostingClassifier(
+            max_iter=max_iter,
+            categorical_features=cat,
+            early_stopping=boosting_early_stopping(y),
+            random_state=ctx.seed,
+        ).fit(self.X(ctx, rows), y)
