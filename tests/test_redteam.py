@@ -65,3 +65,27 @@ def test_redteam_cli_prints_notes_about_the_input(tmp_path) -> None:
     res = CliRunner().invoke(app, ["redteam", str(data), "--label", "label", "-a", "label_flip", "-r", "0.05", "-q"])
     assert res.exit_code == 0, res.output
     assert "note:" in res.stdout and "customer_id" in res.stdout
+
+
+def test_a_class_of_one_row_is_trained_on_and_a_backdoor_into_it_is_measured() -> None:
+    """A class held by one row cannot be stratified: it goes to the training split, so the test split lacks it.
+    The backdoor's target (the smallest class) is then no class of the test rows, whose codes must not be read
+    as the model's (that raised an IndexError, and where a missing class sorted before others, would have
+    measured the ASR against the wrong class)."""
+    df = _table(600)
+    df.loc[378, "label"] = "a-single"  # sorts first: every other class's code shifts in a split without it
+    r = redteam(df, label="label", attacks=["backdoor"], rates=[0.05], seed=0)
+    run = r.runs.iloc[0]
+    # measured against the right class: the trigger turns the held-out rows into the target
+    assert run["asr"] > 0.5 and run["sanitized_asr"] is not None
+
+
+def test_a_class_too_small_for_the_test_split_is_a_clear_input_error(tmp_path) -> None:
+    df = _table(300)
+    df["label"] = "no"
+    df.loc[0, "label"] = "yes"
+    path = tmp_path / "one_positive.csv"
+    df.to_csv(path, index=False)
+    res = CliRunner().invoke(app, ["redteam", str(path), "--label", "label", "--attacks", "label_flip"])
+    assert res.exit_code == 2
+    assert "held-out test rows would all be of class 'no'" in res.output and "'yes' (1 row)" in res.output

@@ -175,7 +175,7 @@ def run_one(name: str, sim: Any, attack: str, rate: float, seed: int) -> dict[st
     m_o = sim.fit(pois.frame.loc[keep], y_p[keep])
     ev_o = _evaluate(m_o, sim.encoder.tree(sim.test.frame), sim.recode(sim.test), len(sim.classes))
     rec["oracle_accuracy"] = ev_o["accuracy"]
-    rec["oracle_asr"] = _asr(m_o, sim.encoder, sim.test, run.meta)
+    rec["oracle_asr"] = _asr(m_o, sim.encoder, sim.test, sim.recode(sim.test), sim.classes, run.meta)
     rec["scan_seconds"] = round(scan_s, 2)
     rec["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return rec

@@ -25,7 +25,7 @@ from sklearn.model_selection import train_test_split
 
 from .attacks import ATTACKS, get_attack
 from .context import Progress
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .features import FeatureEncoder, boosting_early_stopping
 from .io import Dataset, load_dataset
 from .scanner import scan_dataset
@@ -130,13 +130,17 @@ def _evaluate(model: Any, X: np.ndarray, y: np.ndarray, n_classes: int) -> dict[
     }
 
 
-def _asr(model: Any, enc: FeatureEncoder, test: Dataset, meta: Mapping[str, Any]) -> float | None:
-    """Share of test rows of other classes that the trigger turns into the target class."""
+def _asr(
+    model: Any, enc: FeatureEncoder, test: Dataset, y_test: np.ndarray, classes: np.ndarray, meta: Mapping[str, Any]
+) -> float | None:
+    """Share of test rows of other classes that the trigger turns into the target class. ``y_test`` and the
+    model's predictions are codes of ``classes`` (all classes of the data): the test split may lack some, the
+    target among them (a class of one row)."""
     apply = meta.get("apply_trigger")
     if apply is None:
         return None
-    target = int(np.flatnonzero(test.classes.astype(str) == str(meta["target"]))[0])
-    rows = test.frame.loc[test.y != target]
+    target = int(np.flatnonzero(classes.astype(str) == str(meta["target"]))[0])
+    rows = test.frame.loc[y_test != target]
     if len(rows) == 0:
         return None
     pred = model.predict(enc.tree(apply(rows)))
@@ -201,14 +205,14 @@ class Simulator:
             "recall_change_per_class": (np.asarray(ev["recall_per_class"]) - np.asarray(base["recall_per_class"]))
             .round(4)
             .tolist(),
-            "asr": _asr(m_p, self.encoder, self.test, out.meta),
+            "asr": _asr(m_p, self.encoder, self.test, y_test, self.classes, out.meta),
             "detection_auroc": float(roc_auc_score(mask, score)) if 0 < mask.sum() < len(mask) else None,
             "flag_recall": float(flagged[mask].mean()) if mask.any() else None,
             "flag_precision": float(mask[flagged].mean()) if flagged.any() else None,
             "flagged": int(flagged.sum()),
             "verdict": scan.verdict,
             "sanitized_accuracy": ev_s["accuracy"],
-            "sanitized_asr": _asr(m_s, self.encoder, self.test, out.meta),
+            "sanitized_asr": _asr(m_s, self.encoder, self.test, y_test, self.classes, out.meta),
             "seconds": round(time.perf_counter() - t0, 2),
         }
         rec["damage"] = rec["asr"] if rec["asr"] is not None else max(0.0, -rec["accuracy_change"])
@@ -222,8 +226,20 @@ def split_and_baseline(
     keep_types = dict(ds.columns)
     drop = [c for c, why in ds.ignored.items() if why != "label"]
     idx = np.arange(ds.n_rows)
-    strat = ds.y if np.bincount(ds.y).min() >= 2 else None
-    tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=strat)
+    # a class of one row cannot be stratified; it goes to training, where a model can at least learn it
+    single = np.bincount(ds.y)[ds.y] < 2
+    tr, te = train_test_split(idx[~single], test_size=test_size, random_state=seed, stratify=ds.y[~single])
+    tr = np.sort(np.r_[tr, idx[single]]) if single.any() else tr
+    if np.unique(ds.y[te]).size < 2:
+        counts = np.bincount(ds.y)
+        rare = ", ".join(
+            f"{ds.classes[c]!r} ({counts[c]} row{'s' if counts[c] > 1 else ''})" for c in np.argsort(counts)[:-1]
+        )
+        raise InputError(
+            f"{ds.name}: the held-out test rows would all be of class {ds.classes[ds.y[te][0]]!r}: the other classes "
+            f"are too small to spare any ({rare}). A red team measures damage on held-out rows of at least two "
+            "classes; add labelled rows of the rare classes."
+        )
 
     def part(rows: np.ndarray) -> Dataset:
         return load_dataset(
