@@ -114,3 +114,16 @@ def test_public_names() -> None:
         "command_gate",
         "compare",
     }
+
+
+def test_a_profile_saved_under_any_name_is_read_as_a_profile(invoke, tmp_path) -> None:
+    """`profile --out ref` writes exactly `ref`; monitor read only `.json` names as profiles and then refused
+    `ref` as a data file of unknown type."""
+    draw(2000, 0).to_csv(tmp_path / "ref.csv", index=False)
+    draw(1000, 1).to_csv(tmp_path / "new.csv", index=False)
+    res = invoke("profile", tmp_path / "ref.csv", "--label", "label", "--out", tmp_path / "reference")
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "r.json"
+    res = invoke("monitor", tmp_path / "reference", tmp_path / "new.csv", "--label", "label", "--json", out)
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["drift"]["n_reference"] == 2000

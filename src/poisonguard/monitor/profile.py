@@ -375,9 +375,10 @@ class Profile:
 
 
 def is_profile_file(path: str | Path) -> bool:
-    """Whether ``path`` is a saved profile (JSON whose first bytes name the format), not a data file."""
+    """Whether ``path`` is a saved profile (JSON whose first bytes name the format), not a data file. Read from
+    the content, whatever the name: ``profile --out ref`` writes exactly the path it is given."""
     p = Path(path)
-    if p.suffix.lower() != ".json" or not p.is_file():
+    if not p.is_file():
         return False
     with p.open("rb") as fh:
         head = fh.read(64)
