@@ -203,7 +203,7 @@ def test_public_names() -> None:
 def test_a_label_value_held_by_one_row_of_a_large_table_is_scanned() -> None:
     """Beyond 10,000 rows boosting stops early on a stratified holdout, which needs two rows of each class: a
     label value that occurs once (real tables have them) made the label model, the trigger check and the
-    attacks' reference model and the red team's built-in model fail."""
+    attacks' reference model fail; the red team leaves such rows out."""
     from poisonguard.attacks import get_attack
 
     rng = np.random.default_rng(0)
@@ -218,7 +218,7 @@ def test_a_label_value_held_by_one_row_of_a_large_table_is_scanned() -> None:
     assert result.rows["flagged"].to_numpy()[5:201].mean() > 0.9
     data = poisonguard.load_dataset(frame, label="label")
     assert get_attack("boundary_flip").apply(data, rate=0.02, seed=0).mask.sum() == 280
-    from poisonguard.redteam import split_and_baseline  # the red team's built-in model, on 11,200 training rows
+    from poisonguard.redteam import split_and_baseline
 
     sim = split_and_baseline(data, seed=0, test_size=0.2, model=None, fpr=0.01)
-    assert sim.baseline["accuracy"] > 0.9
+    assert sim.train.n_rows + sim.test.n_rows == n - 3 and sim.baseline["accuracy"] > 0.95

@@ -67,17 +67,17 @@ def test_redteam_cli_prints_notes_about_the_input(tmp_path) -> None:
     assert "note:" in res.stdout and "customer_id" in res.stdout
 
 
-def test_a_class_of_one_row_is_trained_on_and_a_backdoor_into_it_is_measured() -> None:
-    """A class held by one row cannot be stratified: it goes to the training split, so the test split lacks it.
-    The backdoor's target (the smallest class) is then no class of the test rows, whose codes must not be read
-    as the model's (that raised an IndexError, and where a missing class sorted before others, would have
-    measured the ASR against the wrong class)."""
+def test_a_class_of_one_row_is_left_out_with_a_note() -> None:
+    """A class held by one row can be neither split between training and testing nor measured; it used to go
+    wherever the split put it, and the ASR then read the target's code among the test split's own classes (an
+    IndexError when the target was missing there)."""
     df = _table(600)
-    df.loc[378, "label"] = "a-single"  # sorts first: every other class's code shifts in a split without it
+    df.loc[378, "label"] = "a-single"
     r = redteam(df, label="label", attacks=["backdoor"], rates=[0.05], seed=0)
+    assert any("1 row(s) of classes held by a single row ('a-single')" in n for n in r.settings["notes"])
+    assert r.settings["train_rows"] + r.settings["test_rows"] == 599
     run = r.runs.iloc[0]
-    # measured against the right class: the trigger turns the held-out rows into the target
-    assert run["asr"] > 0.5 and run["sanitized_asr"] is not None
+    assert run["asr"] > 0.5 and run["sanitized_asr"] < run["asr"]  # a target that the model can learn
 
 
 def test_a_class_too_small_for_the_test_split_is_a_clear_input_error(tmp_path) -> None:
@@ -88,4 +88,4 @@ def test_a_class_too_small_for_the_test_split_is_a_clear_input_error(tmp_path) -
     df.to_csv(path, index=False)
     res = CliRunner().invoke(app, ["redteam", str(path), "--label", "label", "--attacks", "label_flip"])
     assert res.exit_code == 2
-    assert "held-out test rows would all be of class 'no'" in res.output and "'yes' (1 row)" in res.output
+    assert "all but 'yes' (1 row) of the rows are of class 'no'" in res.output
