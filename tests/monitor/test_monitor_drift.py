@@ -129,3 +129,19 @@ def test_statistics_stay_in_range(counts) -> None:
     stat, p = chi2_two_sample(ref, cur)
     assert stat >= 0 and 0.0 <= p <= 1.0
     assert psi(ref, ref) == pytest.approx(0.0) and js_distance(ref, ref) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_a_label_the_reference_never_had_is_an_alert_however_few(profile: Profile) -> None:
+    from poisonguard.monitor.drift import label_report
+
+    new = draw(2000, 5)
+    labels = new["label"].to_numpy(dtype=object)
+    labels[:6] = "maybe"  # 0.3% of the batch: too few for the label drift test
+    report = compare(profile, new.drop(columns="label"), labels=labels, multivariate=False)
+    assert not report.label["drifted"]
+    (alert,) = [a for a in report.alerts if a.kind == "new_label"]
+    assert alert.value == 6 and "'maybe'" in alert.message
+    _, found = label_report(profile, labels, None)
+    assert [a.kind for a in found] == ["new_label"]
+    quiet = compare(profile, new.drop(columns="label"), labels=new["label"], multivariate=False)
+    assert not [a for a in quiet.alerts if a.kind == "new_label"]

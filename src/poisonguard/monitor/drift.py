@@ -62,7 +62,8 @@ class DriftThresholds:
 class Alert:
     """Something worth a human's attention: what (kind, subject), how bad, and why in one sentence."""
 
-    kind: str  # feature_drift, multivariate_drift, label_drift, prediction_drift, performance, trigger, counterfactual
+    # feature_drift, multivariate_drift, label_drift, new_label, prediction_drift, performance, trigger, counterfactual
+    kind: str
     subject: str
     severity: str  # "warning" or "critical"
     message: str
@@ -316,6 +317,31 @@ def _effect(f: dict[str, Any], th: DriftThresholds) -> tuple[bool, bool]:
     return f["js"] >= th.js, f["js"] >= th.js_critical
 
 
+def new_labels(col: ColumnProfile, labels: pd.Series) -> Alert | None:
+    """Labels the reference never had (when it listed all of its own): a model trained on it cannot predict
+    them, so they mean a relabelled schema, a bug upstream or injected rows, however few (drift tests weigh
+    them by their share and let a handful pass)."""
+    if col.kind != "categorical" or col.counts[len(col.categories)] > 0:
+        return None  # the reference itself had values beyond its listed categories
+    known = set(col.categories)
+    vals = labels.dropna()
+    unseen = vals[~vals.isin(known)]
+    if unseen.empty:
+        return None
+    top = unseen.value_counts()
+    shown = ", ".join(repr(str(v)) for v in top.index[:3]) + (", ..." if len(top) > 3 else "")
+    return Alert(
+        kind="new_label",
+        subject=col.name,
+        severity="warning",
+        message=(
+            f"label '{col.name}': {len(unseen):,} of {len(vals):,} rows carry {len(top)} value(s) the reference "
+            f"never had ({shown}); a model trained on it cannot predict them."
+        ),
+        value=float(len(unseen)),
+    )
+
+
 def compare(
     profile: Profile,
     frame: pd.DataFrame,
@@ -342,11 +368,12 @@ def compare(
     ]
     tests: list[tuple[str, dict[str, Any]]] = [("feature", f) for f in features]
     label_out = pred_out = perf = None
-    lab = pred = None
+    lab = pred = unseen = None
     if labels is not None and profile.label_profile is not None:
         lab = _categories(pd.Series(np.asarray(labels, dtype=object)))
         label_out = _column_drift(profile.label_profile, lab, None)
         tests.append(("label", label_out))
+        unseen = new_labels(profile.label_profile, lab)
     if predictions is not None and profile.prediction_profile is not None:
         pred = _categories(pd.Series(np.asarray(predictions, dtype=object)))
         if len(pred) != len(frame):
@@ -376,6 +403,8 @@ def compare(
                 pvalue=float(p_adj),
             )
         )
+    if unseen is not None:
+        alerts.append(unseen)
     if lab is not None and pred is not None:
         if len(lab) != len(pred):
             raise InputError(f"{where}: {len(lab)} labels for {len(pred)} predictions; send one per row.")
@@ -440,6 +469,9 @@ def label_report(
                     pvalue=d["pvalue"],
                 )
             )
+        unseen = new_labels(profile.label_profile, lab)
+        if unseen is not None:
+            found.append(unseen)
     if predictions is not None:
         pred = _categories(pd.Series(np.asarray(predictions, dtype=object)))
         acc = float(np.mean(lab.to_numpy(dtype=object) == pred.to_numpy(dtype=object)))
@@ -484,6 +516,7 @@ __all__ = [
     "js_distance",
     "ks_test",
     "label_report",
+    "new_labels",
     "performance_check",
     "psi",
     "wasserstein",
