@@ -51,11 +51,12 @@ def load_model_factory(spec: str) -> ModelFactory:
     return factory
 
 
-def default_model(categorical: np.ndarray, seed: int, y: np.ndarray | None = None) -> Any:
-    """The built-in gradient boosting; given the labels it will be fitted on, it stops early only where it can."""
+def default_model(categorical: np.ndarray, seed: int, y: np.ndarray) -> Any:
+    """The built-in gradient boosting for the label codes ``y`` it will be fitted on (it stops early only where
+    it can)."""
     return HistGradientBoostingClassifier(
         categorical_features=categorical if categorical.any() else None,
-        early_stopping="auto" if y is None else boosting_early_stopping(y),
+        early_stopping=boosting_early_stopping(y),
         random_state=seed,
     )
 

@@ -378,9 +378,8 @@ class LabelConsistencyDetector(Detector):
                     p = self._predict(r, f, binned[rows], ctx.metric_X[rows], n_classes)
                     proba[rows] += 0.999 * p + 0.001 * prior
         self.proba_ = apply_temperature(proba / passes, self.temperature_)
-        scaling = getattr(self, "scaling_", None)  # a reference saved before class scaling has none
-        if scaling is not None:
-            self.proba_ = apply_class_scaling(self.proba_, *scaling)
+        if self.scaling_ is not None:
+            self.proba_ = apply_class_scaling(self.proba_, *self.scaling_)
         ctx.cache["oof_proba"] = self.proba_
 
     def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
