@@ -132,3 +132,33 @@ def test_natural_segments_in_a_leaf_embedding_do_not_declare_a_class(name: str, 
     assert len(splits) >= 5
     assert min(s.pvalue for s in splits) > SPLIT_ALPHA, [(s.label, round(s.z, 2), s.pvalue) for s in splits]
     assert np.isfinite([s.separation for s in splits]).all()
+
+
+@pytest.mark.parametrize(("seed", "genuine", "n", "rate"), [(0, 6, 3000, 0.035), (1, 25, 5000, 0.02)])
+def test_a_backdoor_that_fills_a_rare_class_is_found(seed: int, genuine: int, n: int, rate: float) -> None:
+    """A rare class (0.1-0.5% of the rows, like fraud) that an out-of-range backdoor fills: 80-95% of the class
+    is stamped. The stamp erases the class's natural ties (on bank_marketing, between a month and its economic
+    indicators), so each natural tie of the other class looks specific to it; taken first, one per mining round,
+    such ties used up the rounds and the stamp was never reached (1 of 105 and 0 of 100 stamped rows flagged)."""
+    import numpy as np
+    import pandas as pd
+
+    from poisonguard.attacks import get_attack
+
+    name = "adult" if seed else "bank_marketing"
+    df = LOADERS[name]()
+    rare = df["label"].value_counts().index[-1]
+    rows = pd.concat(
+        [
+            df[df["label"] != rare].sample(n - genuine, random_state=seed),
+            df[df["label"] == rare].sample(genuine, random_state=seed),
+        ]
+    ).sample(frac=1, random_state=seed, ignore_index=True)
+    out = get_attack("backdoor").apply(poisonguard.load_dataset(rows, label="label"), rate=rate, seed=seed)
+    result = poisonguard.scan(out.frame, label="label", seed=seed)
+    flagged = result.rows["flagged"].to_numpy()
+    assert result.verdict == "poisoned"
+    assert flagged[out.mask].mean() >= 0.95, flagged[out.mask].mean()
+    assert flagged[~out.mask].mean() <= 0.01 * 2
+    assert any(set(t.conditions) <= set(out.meta["trigger"]) for t in result.triggers)
+    assert np.isclose(roc_auc_score(out.mask, result.rows["score"]), 1.0, atol=0.01)

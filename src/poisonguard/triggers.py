@@ -51,6 +51,7 @@ MAX_TRIGGER_COLUMNS = 6
 # on grid-like data (pixels) a patch stamps a block of neighbouring cells, and only out-of-range values take part
 MAX_GRID_TRIGGER_COLUMNS = 64
 ROUNDS = 5
+FILLS_CLASS = 0.5  # a trigger on at least this share of its class's rows is taken out first (see ``discover``)
 # weakly tied candidates (see ``discover``): the lowest tie examined, how many are checked, and the largest share
 # of a candidate's rows that the rest of the row may put in its class
 WEAK_PHI, WEAK_CHECKS, WEAK_MAX_AGREEMENT = 0.2, 5, 0.5
@@ -658,6 +659,7 @@ def discover(
     row_p = np.ones(n)
     triggers: list[Trigger] = []
     pool = sample
+    class_n = np.bincount(y, minlength=len(classes))
     min_phi = float(options.pop("min_phi", 0.5))
     mine_phi = min(min_phi, WEAK_PHI) if rest_check is not None else min_phi
     weak: list[PairPattern] = []
@@ -672,8 +674,10 @@ def discover(
         found = _triggers(tokens, y, classes, pool, [p for p in pairs if p.phi >= min_phi], options.get("eligible"))
         if not found:
             break
-        # one per round, the most class-specific tie first: the others are judged again without its rows
-        best = max(found, key=lambda t: (t.specificity, -t.pvalue))
+        # One per round, the others judged again without its rows: first a trigger that fills most of its class
+        # (stamped over a small class's own rows, it erased that class's natural ties, so every period or rule of
+        # the other classes looks specific to them and would use up the rounds), then the most class-specific.
+        best = max(found, key=lambda t: (len(t.rows) >= FILLS_CLASS * class_n[y[t.rows[0]]], t.specificity, -t.pvalue))
         triggers.append(best)
         row_p[best.rows] = np.minimum(row_p[best.rows], best.pvalue)
         taken = np.zeros(n, dtype=bool)
