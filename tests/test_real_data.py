@@ -72,6 +72,17 @@ def test_clean_data_under_another_label_or_size_is_not_called_poisoned(name: str
     assert result.summary["flagged_fraction"] <= 2 * 0.01
 
 
+def test_clean_data_with_a_rare_class_is_not_called_poisoned() -> None:
+    """bank_marketing with 2% 'yes' (a fraud-like imbalance): the line from the 'no' centre to the 'yes' median ran
+    through a sub-population of 'no' clients far past the 'yes' centre, and class_outlier flagged 6.75% of the
+    rows (`poisoned`): a row beyond the other class's centre now scores as one at it."""
+    df = task_frame("bank_marketing", "label", 8000, seed=0, rare=0.02)
+    assert df is not None and (df["label"] == "yes").mean() == 0.02
+    result = poisonguard.scan(df, label="label", seed=0)
+    assert result.verdict != "poisoned", result.summary["evidence"]
+    assert result.summary["flagged_fraction"] <= 2 * 0.01
+
+
 def test_mnist_backdoor_is_found_in_a_cnn_representation_and_clean_features_are_not_split() -> None:
     """A small CNN trained on MNIST with a 5% BadNets patch (benchmarks/representation): the split detector names
     the target class and the poisoned share from the penultimate features alone; the same CNN trained on the
