@@ -72,13 +72,18 @@ def test_clean_data_under_another_label_or_size_is_not_called_poisoned(name: str
     assert result.summary["flagged_fraction"] <= 2 * 0.01
 
 
-def test_clean_data_with_a_rare_class_is_not_called_poisoned() -> None:
-    """bank_marketing with 2% 'yes' (a fraud-like imbalance): the line from the 'no' centre to the 'yes' median ran
-    through a sub-population of 'no' clients far past the 'yes' centre, and class_outlier flagged 6.75% of the
-    rows (`poisoned`): a row beyond the other class's centre now scores as one at it."""
-    df = task_frame("bank_marketing", "label", 8000, seed=0, rare=0.02)
-    assert df is not None and (df["label"] == "yes").mean() == 0.02
-    result = poisonguard.scan(df, label="label", seed=0)
+@pytest.mark.parametrize(
+    ("name", "n", "share", "seed"), [("bank_marketing", 8000, 0.02, 0), ("spambase", 2000, 0.01, 1)]
+)
+def test_clean_data_with_a_rare_class_is_not_called_poisoned(name: str, n: int, share: float, seed: int) -> None:
+    """A fraud-like imbalance, the rarer class cut to 1-2% of the rows. class_outlier measured how far past the
+    midpoint between the centres a row lies, along the line between them; towards a rare class's median that line
+    runs through sub-populations of the majority: on bank_marketing 'no' clients far past the 'yes' centre (6.75%
+    of the rows flagged), on spambase ham far out to the side, barely nearer the spam centre (2.7%). Both
+    `poisoned`; a row now also has to be clearly nearer the other centre (the ratio of its distances)."""
+    df = task_frame(name, "label", n, seed=seed, rare=share)
+    assert df is not None
+    result = poisonguard.scan(df, label="label", seed=seed)
     assert result.verdict != "poisoned", result.summary["evidence"]
     assert result.summary["flagged_fraction"] <= 2 * 0.01
 
