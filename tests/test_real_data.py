@@ -58,6 +58,7 @@ def test_unmodified_real_data_is_not_called_poisoned(name: str) -> None:
         ("bank_marketing", "job", 2000),  # a label the columns predict poorly: ten neighbours often lack it
         ("bank_marketing", "label", 400),
         ("adult", "race", 2000),  # 18 'Amer-Indian-Eskimo' rows: a rare class's column needs its own calibration
+        ("adult", "education", 8000),  # 16 classes, centres that nearly coincide: class_outlier's capped statistic
     ],
 )
 def test_clean_data_under_another_label_or_size_is_not_called_poisoned(name: str, label: str, n: int) -> None:
