@@ -75,6 +75,15 @@ def bank_marketing() -> pd.DataFrame:
     return df.drop(columns=["duration"]).rename(columns={"y": "label"})
 
 
+def bank_marketing_rare(share: float = 0.01) -> pd.DataFrame:
+    """bank_marketing with 'yes' cut to ``share`` of the rows (every 'no' row kept; the 'yes' rows a fixed random
+    sample): the imbalance of fraud or default data, where a backdoor into the rare class soon outnumbers it."""
+    df = bank_marketing()
+    no, yes = df[df["label"] == "no"], df[df["label"] == "yes"]
+    k = round(share / (1 - share) * len(no))
+    return pd.concat([no, yes.sample(k, random_state=0)]).sort_index().reset_index(drop=True)
+
+
 def sms_spam() -> pd.DataFrame:
     df = pd.read_csv(
         SHARED / "sms_spam" / "SMSSpamCollection", sep="\t", header=None, quoting=3, names=["label", "text"]
@@ -105,6 +114,7 @@ LOADERS = {
     "german_credit": german_credit,
     "spambase": spambase,
     "bank_marketing": bank_marketing,
+    "bank_marketing_rare": bank_marketing_rare,
     "sms_spam": sms_spam,
     "mnist": mnist_5k,
     "fashion_mnist": fashion_mnist,

@@ -59,7 +59,16 @@ def _commit() -> str:
 COMMIT = _commit()
 QUICK = {"datasets": ["german_credit", "spambase"], "rates": [0.1], "seeds": [0]}
 FULL = {
-    "datasets": ["adult", "german_credit", "spambase", "bank_marketing", "sms_spam", "mnist", "fashion_mnist"],
+    "datasets": [
+        "adult",
+        "german_credit",
+        "spambase",
+        "bank_marketing",
+        "bank_marketing_rare",
+        "sms_spam",
+        "mnist",
+        "fashion_mnist",
+    ],
     "rates": [0.01, 0.05, 0.1, 0.2],
     "seeds": [0, 1, 2],
 }
