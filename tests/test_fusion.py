@@ -199,6 +199,28 @@ def test_a_detector_with_a_plain_excess_earns_a_larger_level() -> None:
     assert fuse(junk, np.array([4.0, 1.0]), np.array([False, True]), 0.01, adapt=False).flagged[block].mean() < 0.5
 
 
+def test_rows_a_trigger_explains_earn_no_other_detector_a_larger_level() -> None:
+    """A fifth of the rows carry a trigger: the trigger detector flags them, and a second detector sees them too
+    (tiny p-values). Counted, they raise the second detector's level to its cap, and its false-discovery allowance
+    goes to clean rows; explained, they leave its level where clean data puts it."""
+    rng = np.random.default_rng(1)
+    n = 5_000
+    P = rng.uniform(size=(n, 3))
+    stamped = rng.choice(n, n // 5, replace=False)
+    P[stamped, 1] = 1e-12  # the trigger
+    P[stamped, 2] = rng.uniform(1e-9, 1e-6, size=len(stamped))  # another detector that also sees the stamp
+    w, gated = np.array([4.0, 1.0, 1.0]), np.array([False, True, True])
+    clean = np.setdiff1d(np.arange(n), stamped)
+    counted = fuse(P, w, gated, 0.01)
+    assert counted.levels[2] > 0.01 and counted.flagged[clean].mean() > 0.02
+    mask = np.zeros(n, dtype=bool)
+    mask[stamped] = True
+    explained = fuse(P, w, gated, 0.01, explained=mask)
+    np.testing.assert_allclose(explained.levels, [0.01 * 4 / 6, 0.01 / 6, 0.01 / 6])
+    assert explained.flagged[stamped].all()
+    assert explained.flagged[clean].mean() <= 0.015
+
+
 def test_a_detector_that_may_not_adapt_keeps_its_level_but_testifies_at_the_earned_one() -> None:
     """The same block seen by a detector marked not to adapt (its clean rows' p-values are disturbed by the
     poison): its flag level stays, the level it would have earned is reported, and the scan's verdict counts

@@ -17,6 +17,10 @@ in the tail that the detector's own null is estimated from, so each junk row's p
 allows (a binomial excess at 1e-3, Bonferroni over detectors and thresholds) its level rises to the
 Benjamini-Hochberg threshold at ``FDR``: the largest p-value ``p_(k)`` with ``p_(k) <= FDR * k / n``, so that the
 expected share of clean rows among its flags stays at most ``FDR``. Clean data seldom shows such an excess, so its false-alarm rate is as above.
+Rows that carry a discovered backdoor trigger are explained (the trigger flags them) and stay out of that count:
+judged on them, a detector that also sees the stamp (as farther from its class, or unusual) earned the raised
+level from the stamp alone and spent its false-discovery allowance on clean rows (a fifth of bank_marketing
+with 1% 'yes' stamped: 753 clean rows flagged by class_outlier at its raised level).
 """
 
 from __future__ import annotations
@@ -83,6 +87,7 @@ def fuse(
     adapt: bool = True,
     adapts: np.ndarray | None = None,
     lead: np.ndarray | None = None,
+    explained: np.ndarray | None = None,
 ) -> Fused:
     """``pvalues`` is rows x detectors; ``weights``, ``gated`` and ``adapts`` (which detectors may earn the
     adaptive level; all by default) have one entry per detector.
@@ -91,11 +96,15 @@ def fuse(
     finding short of its flag level (a representation split at p = 0.03) says which rows to look at first, but
     not at the false-alarm rate a flag promises. Such a row that is not flagged ranks right after the flagged
     rows (its score just under the threshold, ordered by its lead, 0 strongest); flags and p-values are unchanged.
+
+    ``explained`` (one entry per row): rows another finding already accounts for (a discovered trigger's); the
+    adaptive levels are earned on the other rows only.
     """
     w = np.asarray(weights, dtype=np.float64)
     w = w / w.sum()
     levels = w * fpr
-    earned = adapted_levels(pvalues, levels) if adapt else levels
+    judged = pvalues if explained is None else pvalues[~np.asarray(explained, dtype=bool)]
+    earned = adapted_levels(judged, levels) if adapt else levels
     if adapt:
         levels = earned if adapts is None else np.where(np.asarray(adapts, dtype=bool), earned, levels)
     # a detector's effective share of the budget is its level over fpr (its weight, unless it earned more)

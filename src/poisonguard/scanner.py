@@ -229,7 +229,10 @@ def _scan_dataset(
     lead = None
     if any("lead" in outputs[n].extra for n in names):
         lead = np.column_stack([outputs[n].extra.get("lead", np.full(ds.n_rows, np.inf)) for n in names])
-    fused = fuse(P, weights, gated, fpr, adapts=adapts, lead=lead)
+    explained = np.zeros(ds.n_rows, dtype=bool)
+    for trig in ctx.cache.get("triggers", []):
+        explained[trig.rows] = True
+    fused = fuse(P, weights, gated, fpr, adapts=adapts, lead=lead, explained=explained)
     reasons = row_reasons(R, P, fused, names)
 
     rows = pd.DataFrame(
