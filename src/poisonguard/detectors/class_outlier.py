@@ -67,9 +67,9 @@ class ClassOutlierDetector(Detector):
         if genuine.sum() >= len(genuine) // 2:
             Z, ys = Z[genuine], ys[genuine]
         d2 = self._d2(Z)
-        # the null is fitted to the statistic as it is: capped, a few thousand rows between classes whose centres
-        # nearly coincide pile up at their tiny caps and narrow its body (adult under 'education': 0.9% of clean
-        # rows below 1e-3, none before)
+        # the null is fitted to the uncapped statistic: fitted to the capped one, a few thousand rows between
+        # classes whose centres nearly coincide piled up at their tiny caps and narrowed its body (adult under
+        # 'education': 0.9% of clean rows below 1e-3, none uncapped)
         self.null_ = TailNull.fit(self._stat(d2, ys)[0])
         # the ratio's unit per pair of classes: its typical size among the rows of one class whose nearest other
         # class is the other (where too few rows say, over all rows)
