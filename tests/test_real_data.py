@@ -151,26 +151,20 @@ def test_natural_segments_in_a_leaf_embedding_do_not_declare_a_class(name: str, 
     assert np.isfinite([s.separation for s in splits]).all()
 
 
-@pytest.mark.parametrize(("seed", "genuine", "n", "rate"), [(0, 6, 3000, 0.035), (1, 25, 5000, 0.02)])
-def test_a_backdoor_that_fills_a_rare_class_is_found(seed: int, genuine: int, n: int, rate: float) -> None:
-    """A rare class (0.1-0.5% of the rows, like fraud) that an out-of-range backdoor fills: 80-95% of the class
+@pytest.mark.parametrize(
+    ("name", "n", "share", "seed", "rate"), [("bank_marketing", 3000, 0.002, 0, 0.035), ("adult", 5000, 0.005, 1, 0.02)]
+)
+def test_a_backdoor_that_fills_a_rare_class_is_found(name: str, n: int, share: float, seed: int, rate: float) -> None:
+    """A rare class (0.2-0.5% of the rows, like fraud) that an out-of-range backdoor fills: 80-95% of the class
     is stamped. The stamp erases the class's natural ties (on bank_marketing, between a month and its economic
     indicators), so each natural tie of the other class looks specific to it; taken first, one per mining round,
     such ties used up the rounds and the stamp was never reached (1 of 105 and 0 of 100 stamped rows flagged)."""
     import numpy as np
-    import pandas as pd
 
     from poisonguard.attacks import get_attack
 
-    name = "adult" if seed else "bank_marketing"
-    df = LOADERS[name]()
-    rare = df["label"].value_counts().index[-1]
-    rows = pd.concat(
-        [
-            df[df["label"] != rare].sample(n - genuine, random_state=seed),
-            df[df["label"] == rare].sample(genuine, random_state=seed),
-        ]
-    ).sample(frac=1, random_state=seed, ignore_index=True)
+    rows = task_frame(name, "label", n, seed=seed, rare=share)
+    assert rows is not None
     out = get_attack("backdoor").apply(poisonguard.load_dataset(rows, label="label"), rate=rate, seed=seed)
     result = poisonguard.scan(out.frame, label="label", seed=seed)
     flagged = result.rows["flagged"].to_numpy()

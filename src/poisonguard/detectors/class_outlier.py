@@ -70,10 +70,10 @@ class ClassOutlierDetector(Detector):
         # the null is fitted to the uncapped statistic: fitted to the capped one, a few thousand rows between
         # classes whose centres nearly coincide piled up at their tiny caps and narrowed its body (adult under
         # 'education': 0.9% of clean rows below 1e-3, none uncapped)
-        self.null_ = TailNull.fit(self._stat(d2, ys)[0])
+        past, _, ratio, near = self._stat(d2, ys)
+        self.null_ = TailNull.fit(past)
         # the ratio's unit per pair of classes: its typical size among the rows of one class whose nearest other
         # class is the other (where too few rows say, over all rows)
-        ratio, near = _log_ratio(d2, ys)
         size = np.abs(ratio)
         self.unit_ = np.full((n_classes, n_classes), max(float(np.median(size)), TINY))
         pair = ys * n_classes + near
@@ -85,22 +85,24 @@ class ClassOutlierDetector(Detector):
     def _d2(self, Z: np.ndarray) -> np.ndarray:
         return (Z**2).sum(axis=1)[:, None] - 2 * Z @ self.centers_.T + (self.centers_**2).sum(axis=1)[None, :]
 
-    def _stat(self, d2: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """How far past the midpoint the row lies, and the most that counts (at the other centre)."""
+    def _stat(self, d2: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """How far past the midpoint the row lies, the most that counts (at the other centre), the log of the
+        ratio of its distances to its own and to the nearest other centre, and which class that is."""
         rows = np.arange(len(y))
         other = d2.copy()
         other[rows, y] = np.inf
         near = other.argmin(axis=1)
+        own, alt = d2[rows, y], other[rows, near]
         sep = np.sqrt(((self.centers_[y] - self.centers_[near]) ** 2).sum(axis=1))
-        return (d2[rows, y] - other[rows, near]) / np.maximum(2.0 * sep, 1e-9), sep / 2.0
+        ratio = 0.5 * np.log(np.maximum(own, TINY) / np.maximum(alt, TINY))
+        return (own - alt) / np.maximum(2.0 * sep, 1e-9), sep / 2.0, ratio, near
 
     def _score(self, ctx: ScanContext, rows: np.ndarray) -> DetectorOutput:
         Z = (ctx.metric_X[rows].astype(np.float64) - self.center_) / self.scale_
         y = ctx.y[rows]
         d2 = self._d2(Z)
-        past, cap = self._stat(d2, y)
+        past, cap, log_ratio, near = self._stat(d2, y)
         stat = np.minimum(past, cap)
-        log_ratio, near = _log_ratio(d2, y)
         # A row nearer its own class's centre than any other is no class outlier, however the null's tail falls
         # (when most rows sit deep in their class, one level with both centres is in that tail, with no reason).
         # Otherwise it must be far past the midpoint and clearly nearer the other centre, each in its own null's
@@ -127,15 +129,3 @@ class ClassOutlierDetector(Detector):
 
         reasons = explain(pv, build)
         return DetectorOutput(scores=1.0 - pv, pvalues=pv, reasons=reasons)
-
-
-def _log_ratio(d2: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Log of the distance to the claimed class's centre over the distance to the nearest other centre, and
-    which class that is."""
-    rows = np.arange(len(y))
-    other = d2.copy()
-    other[rows, y] = np.inf
-    near = other.argmin(axis=1)
-    own = np.sqrt(np.maximum(d2[rows, y], 0.0))
-    alt = np.sqrt(np.maximum(other[rows, near], 0.0))
-    return np.log(np.maximum(own, TINY) / np.maximum(alt, TINY)), near
