@@ -59,6 +59,7 @@ def test_unmodified_real_data_is_not_called_poisoned(name: str) -> None:
         ("bank_marketing", "label", 400),
         ("adult", "race", 2000),  # 18 'Amer-Indian-Eskimo' rows: a rare class's column needs its own calibration
         ("adult", "education", 8000),  # 16 classes, centres that nearly coincide: class_outlier's capped statistic
+        ("adult", "marital_status", 400),  # 17 wives: 'Wife' implies 'Female' and one status, as 'Husband' does
     ],
 )
 def test_clean_data_under_another_label_or_size_is_not_called_poisoned(name: str, label: str, n: int) -> None:

@@ -462,6 +462,8 @@ def mine_pairs(
             both_novel = novel is not None and bool(novel[ja][ca] and novel[jb][cb])
             if not both_novel and _follows_dependency(codes, y, k, ja, ca, jb, cb):
                 continue
+            if _one_value_rule(codes, y, k, ja, ca, jb, cb, novel=novel, eligible=eligible, min_support=min_support):
+                continue
             out.append(
                 PairPattern(
                     col_a=ja,
@@ -509,6 +511,51 @@ def _follows_dependency(codes: np.ndarray, y: np.ndarray, k: int, ja: int, ca: i
         if counts.max(axis=1).sum() < 0.99 * len(s):
             continue
         if cs >= len(counts) or counts[cs].sum() == 0 or int(counts[cs].argmax()) == cd:
+            return True
+    return False
+
+
+SIBLING_PURITY = 0.95
+
+
+def _one_value_rule(
+    codes: np.ndarray,
+    y: np.ndarray,
+    k: int,
+    ja: int,
+    ca: int,
+    jb: int,
+    cb: int,
+    *,
+    novel: Sequence[np.ndarray] | None,
+    eligible: Sequence[np.ndarray] | None,
+    min_support: int,
+) -> bool:
+    """Whether the pair is one value's natural rule with a partner it implies.
+
+    A value held by the pair's rows and no others (all in the class, all with the partner value) brings its
+    partner along: 'relationship = Wife' brings 'sex = Female', so inside the class the two are tied as tightly as
+    a stamp, and the other classes, holding neither the value nor the pair, cannot show the tie. What the pair then
+    says is that one value goes with one class, a single-column rule that the pair test cannot tell from a
+    stamp. It is taken as natural when its column holds another value that goes with that class just as
+    surely (at least ``SIBLING_PURITY`` of ``min_support`` rows or more): the column decides the class
+    ('Husband': 170 of 171 rows 'Married-civ-spouse'; adult with marital status as the label, 400 rows: the 17
+    wives were reported as a trigger and the data called poisoned). An out-of-range value is never natural.
+    """
+    if novel is not None and (novel[ja][ca] or novel[jb][cb]):
+        return False
+    for j, c, jo, co in ((ja, ca, jb, cb), (jb, cb, ja, ca)):
+        holders = codes[:, j] == c
+        if not ((y[holders] == k).all() and (codes[holders, jo] == co).all()):
+            continue
+        col = codes[:, j].astype(np.int64)
+        cnt = np.bincount(col)
+        in_k = np.bincount(col[y == k], minlength=len(cnt))
+        sibling = (cnt >= min_support) & (in_k >= SIBLING_PURITY * cnt)
+        if eligible is not None:  # the shared code of values too rare to be tokens is many values, not one
+            sibling &= eligible[j][: len(cnt)]
+        sibling[c] = False
+        if sibling.any():
             return True
     return False
 

@@ -176,6 +176,37 @@ def test_mine_pairs_on_arrays() -> None:
     assert info["pairs_tested"] >= 1
 
 
+def _wives(sibling: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Column 0 a relationship, column 1 a sex: 60 'wives' (code 1), all women and all in class 1, the only
+    women of a class that is otherwise mostly men; with ``sibling``, 500 'husbands' (code 0) are all class 1 too."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    codes = rng.integers(0, 8, size=(n, 4)).astype(np.int32)
+    y = rng.integers(0, 2, n)
+    rel = rng.integers(2, 6, n)
+    idx = rng.permutation(n)
+    husband, wife = idx[:500], idx[500:560]
+    if sibling:
+        rel[husband], y[husband] = 0, 1
+    rel[wife], y[wife] = 1, 1
+    sex = rng.integers(0, 2, n)
+    sex[y == 1] = (rng.random(int((y == 1).sum())) < 0.1).astype(int)
+    sex[wife] = 1
+    codes[:, 0], codes[:, 1] = rel, sex
+    return codes, y
+
+
+def test_one_value_and_the_partner_it_implies_are_no_trigger_where_their_column_decides_the_class() -> None:
+    """'relationship = Wife' brings 'sex = Female' and goes with one marital status: inside the class the pair
+    is as tight as a stamp and no other class can show the tie. Where the column's other values are mixed the pair
+    is reported (it could be a stamp); where another value of the column goes with the class as surely (the
+    husbands), the column decides the class and the pair is its natural rule."""
+    pairs, _ = mine_pairs(*_wives(sibling=False), 2, min_support=10)
+    assert [(p.col_a, p.code_a, p.col_b, p.code_b, p.cls) for p in pairs] == [(0, 1, 1, 1, 1)]
+    pairs, _ = mine_pairs(*_wives(sibling=True), 2, min_support=10)
+    assert pairs == []
+
+
 def test_grid_like_data_only_uses_out_of_range_values() -> None:
     """On pixel-like tables, class shapes tie ordinary values; only a value far outside a column's range counts."""
     rng = np.random.default_rng(0)
