@@ -75,14 +75,20 @@ def test_clean_data_under_another_label_or_size_is_not_called_poisoned(name: str
 
 
 @pytest.mark.parametrize(
-    ("name", "n", "share", "seed"), [("bank_marketing", 8000, 0.02, 0), ("spambase", 2000, 0.01, 1)]
+    ("name", "n", "share", "seed"),
+    [
+        ("bank_marketing", 8000, 0.02, 0),
+        ("spambase", 2000, 0.01, 1),
+        ("spambase", 400, 0.01, 2),  # two groups of 14-15 near-empty ham emails, read as floods by their size
+    ],
 )
 def test_clean_data_with_a_rare_class_is_not_called_poisoned(name: str, n: int, share: float, seed: int) -> None:
     """A fraud-like imbalance, the rarer class cut to 1-2% of the rows. class_outlier measured how far past the
     midpoint between the centres a row lies, along the line between them; towards a rare class's median that line
     runs through sub-populations of the majority: on bank_marketing 'no' clients far past the 'yes' centre (6.75%
     of the rows flagged), on spambase ham far out to the side, barely nearer the spam centre (2.7%). Both
-    `poisoned`; a row now also has to be clearly nearer the other centre (the ratio of its distances)."""
+    `poisoned`; a row now also has to be clearly nearer the other centre (the ratio of its distances). Near-empty
+    emails coincide naturally and are no flood by their number alone (`duplicates`)."""
     df = task_frame(name, "label", n, seed=seed, rare=share)
     assert df is not None
     result = poisonguard.scan(df, label="label", seed=seed)

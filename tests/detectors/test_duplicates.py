@@ -138,3 +138,34 @@ def test_a_flood_that_agrees_with_the_data_is_still_a_flood() -> None:
     clean = np.setdiff1d(np.arange(N_BASE), [4])
     assert (out.pvalues[clean] == 1.0).all()
     assert det.info["rows_in_improbably_large_groups"] == N_FLOOD + 1
+
+
+def _sparse_counts(seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """300 rows of 20 word counts, each zero in 80% of rows; then 15 near-empty rows (one word, once; one of them
+    twice) and 30 copies of a full row (a count in every column), all with the label the data gives them."""
+    rng = np.random.default_rng(seed)
+    n, d = 300, 20
+    X = np.where(rng.random((n, d)) < 0.8, 0.0, rng.integers(1, 6, size=(n, d)).astype(float))
+    empty = np.zeros((15, d))
+    empty[:, 0] = 1.0
+    empty[0, 0] = 2.0
+    full = np.repeat(rng.integers(1, 6, size=(1, d)).astype(float), 30, axis=0)
+    cols = [f"w{j}" for j in range(d)]
+    frame = pd.DataFrame(np.vstack([X, empty, full]), columns=cols)
+    frame["label"] = "ham"
+    frame.loc[: n // 3, "label"] = "spam"
+    return frame, np.arange(n, n + 15), np.arange(n + 15, n + 45)
+
+
+def test_near_empty_rows_coincide_without_being_a_flood() -> None:
+    """Rows that hold nothing but their columns' usual value (zero) bar one coincide naturally (a one-word
+    message): their number alone says nothing. Copies of a full row, with an agreeable label too, are still a
+    flood."""
+    frame, empty, full = _sparse_counts(3)
+    ctx = context(frame)
+    det = get_detector("duplicates").fit(ctx)
+    det.against_[:] = False  # as if the label model agreed with every group
+    out = det.score(ctx, np.arange(ctx.n))
+    assert (out.pvalues[empty] == 1.0).all()
+    assert out.pvalues[full].max() < 1e-4
+    assert det.info["rows_in_groups_of_near_empty_rows"] >= 15

@@ -8,7 +8,12 @@ nearest distinct row), joined into groups. A group is a flood when
 - whatever its label, its size is improbable even under a heavy (zeta) tail fitted to how often the data
   duplicates itself: real data repeats records (spam sent many times, template rows), but an attacker who floods
   a region with hundreds of copies of a few rows leaves groups far beyond that tail. The rows of such a group
-  that carry its majority label are the suspects (a flood's copies, not the row they copy).
+  that carry its majority label are the suspects (a flood's copies, not the row they copy). Rows that hold
+  nothing but their columns' usual values, bar a few (``LOW_INFORMATION``), are left to the first test:
+  near-empty records (a message of one word, a form left at its defaults) coincide however the data duplicates
+  itself elsewhere (spambase, 400 rows: two groups of 14 and 15 near-empty emails, each row with one to three
+  values off its column's mode, were called a flood), and copies of such a row under the label the data gives
+  it move no model.
 Identical features with different labels are conflicts; the rows holding the minority label are the suspects.
 """
 
@@ -25,6 +30,9 @@ from ._text import fmt_int, quote
 from .base import Detector, DetectorOutput, explain, register
 
 MIN_RATE = 0.25
+# a row off its columns' usual values in at most this share of them (and at most ``LOW_INFORMATION_MIN`` of
+# them on narrow tables) holds too little to tell a copy from a coincidence
+LOW_INFORMATION, LOW_INFORMATION_MIN = 0.05, 1
 # groups needed before the tail is read from the ratio of triples to pairs (fewer: a few floods would set it)
 MIN_GROUPS_FOR_PAIR_TAIL = 30
 
@@ -72,6 +80,33 @@ def group_size_pvalues(sizes: np.ndarray) -> np.ndarray:
     return sidak(sf, int(n_groups))
 
 
+def off_usual_counts(X: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, int]:
+    """Per row, in how many columns it holds something other than the column's usual value, and how many columns
+    have one: the value held by at least half of the groups of copies (each group counted once, so a flood cannot
+    make its own values usual). Missing is a value."""
+    _, first = np.unique(groups, return_index=True)
+    out = np.zeros(X.shape[0], dtype=np.int64)
+    usual = 0
+    for j in range(X.shape[1]):
+        values, counts = np.unique(X[first, j], return_counts=True, equal_nan=True)
+        top = int(counts.argmax())
+        if counts[top] < 0.5 * len(first):
+            continue
+        usual += 1
+        v = values[top]
+        out += ~(np.isnan(X[:, j]) if np.isnan(v) else X[:, j] == v)
+    return out, usual
+
+
+def low_information(X: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Rows of a table whose columns mostly have a usual value (sparse counts, flags, defaults) that hold it in
+    all but ``LOW_INFORMATION`` of those columns (``LOW_INFORMATION_MIN`` at least)."""
+    off, usual = off_usual_counts(X, groups)
+    if usual < 0.5 * X.shape[1]:
+        return np.zeros(X.shape[0], dtype=bool)
+    return off <= max(LOW_INFORMATION_MIN, int(LOW_INFORMATION * usual))
+
+
 @register("duplicates")
 class DuplicatesDetector(Detector):
     description = "floods of near-identical rows, and identical rows with different labels"
@@ -97,7 +132,10 @@ class DuplicatesDetector(Detector):
         sizes = np.bincount(g.near)
         near_key = g.near * n_classes + y
         near_counts = np.bincount(near_key, minlength=sizes.size * n_classes).reshape(-1, n_classes)
-        self.p_size_ = np.where(near_counts.argmax(axis=1)[g.near] == y, group_size_pvalues(sizes)[g.near], 1.0)
+        # (not for groups of near-empty rows, which coincide naturally: see the module docstring)
+        empty = np.bincount(g.near, weights=low_information(ctx.tree_X, g.near), minlength=sizes.size) > sizes / 2
+        by_size = (near_counts.argmax(axis=1)[g.near] == y) & ~empty[g.near]
+        self.p_size_ = np.where(by_size, group_size_pvalues(sizes)[g.near], 1.0)
         # label counts inside each exact group: share of the row's own label
         key = g.exact * n_classes + y
         own = np.bincount(key, minlength=(int(g.exact.max()) + 1) * n_classes)[key]
@@ -113,6 +151,7 @@ class DuplicatesDetector(Detector):
             "conflicting_rows": int((self.own_share_ < 1).sum()),
             "rows_in_groups_against_the_data": int(((self.near_size_ > 1) & self.against_).sum()),
             "rows_in_improbably_large_groups": int((self.p_size_ < 0.001).sum()),
+            "rows_in_groups_of_near_empty_rows": int(((self.near_size_ > 1) & empty[g.near]).sum()),
         }
 
     def _transfer(self, reference: ScanContext, ctx: ScanContext) -> None:
