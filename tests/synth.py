@@ -79,3 +79,12 @@ def messages(seed: int, n: int, n_junk: int) -> tuple[pd.DataFrame, np.ndarray]:
     frame = pd.DataFrame({"text": texts, "x": rng.normal(size=n + n_junk)})
     frame["label"] = rng.choice(["ham", "spam"], n + n_junk)
     return frame, np.arange(n, n + n_junk)
+
+
+def rare_noisy(n: int = 3000, seed: int = 2) -> pd.DataFrame:
+    """Labels drawn from a smooth probability that puts about 3% of the rows in 'yes': no poison, and a rare
+    class whose rows the model can barely tell from the others (fraud-like)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    y = rng.random(n) < 1 / (1 + np.exp(-(X[:, 0] - 4.0)))
+    return pd.DataFrame(X, columns=["a", "b", "c"]).assign(label=np.where(y, "yes", "no"))

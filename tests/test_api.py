@@ -12,7 +12,7 @@ import pytest
 
 import poisonguard
 from poisonguard.detectors import DEFAULT_DETECTORS
-from synth import blobs
+from synth import blobs, rare_noisy
 
 N = 400
 N_POISON = 40
@@ -222,3 +222,15 @@ def test_a_label_value_held_by_one_row_of_a_large_table_is_scanned() -> None:
 
     sim = split_and_baseline(data, seed=0, test_size=0.2, model=None, fpr=0.01)
     assert sim.train.n_rows + sim.test.n_rows == n - 3 and sim.baseline["accuracy"] > 0.95
+
+
+def test_flags_on_a_doubted_rare_class_are_not_counted_as_poison() -> None:
+    """Clean fraud-like data: the label model is least sure of the rare class's rows, so the flags of clean data
+    gather there (a tenth of the class here). The class table expects them, estimates no poison, and a note says
+    so before anyone drops them; the common class is expected to get its share of the other detectors' budget."""
+    result = poisonguard.scan(rare_noisy(), label="label", seed=0)
+    by = result.by_class.set_index("label")
+    assert by.loc["yes", "flagged"] >= 5
+    assert by.loc["yes", "expected_flagged"] > 5 * 0.01 * by.loc["yes", "rows"]
+    assert by.loc["yes", "estimated_poisoned_fraction"] < 0.02
+    assert any("class 'yes' are flagged" in note for note in result.summary["notes"])

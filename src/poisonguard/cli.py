@@ -290,7 +290,7 @@ def _print_breakdown(console: Console, frame: Any, key: str, title: str) -> None
     table = Table(title=title, title_justify="left")
     compared = "worse_than_rest" in frame.columns
     columns = [(key, "left"), ("rows", "right"), ("flagged", "right"), ("flagged %", "right")]
-    columns.append(("est. poisoned %", "right"))
+    columns += [("expected if clean", "right"), ("est. poisoned %", "right")]
     if compared:
         columns.append(("worse than rest (p)", "left"))
     for name, justify in columns:
@@ -304,6 +304,7 @@ def _print_breakdown(console: Console, frame: Any, key: str, title: str) -> None
             f"{int(rec['rows']):,}",
             f"{int(rec['flagged']):,}",
             _pct(rec["flagged_fraction"]),
+            f"{float(rec['expected_flagged']):,.1f}",
             _pct(rec["estimated_poisoned_fraction"]),
         ]
         table.add_row(*cells, *([worse_cell] if compared else []))

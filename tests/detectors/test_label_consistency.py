@@ -9,7 +9,7 @@ import pytest
 from poisonguard.context import ScanContext
 from poisonguard.detectors import DetectorOutput, get_detector
 from poisonguard.errors import ConfigError
-from synth import auroc, blobs, context
+from synth import auroc, blobs, context, rare_noisy
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +145,20 @@ def test_a_rare_class_column_too_sure_of_its_absence_is_recalibrated() -> None:
 def test_two_classes_keep_the_single_temperature(flipped_blobs, scored) -> None:
     ctx, _ = scored
     assert "class_slopes" not in get_detector("label_consistency").fit(ctx).info
+
+
+def test_expected_flags_fall_on_the_class_the_model_doubts() -> None:
+    """Split by class, what the null expects at a level adds up to that level of the rows and lands where the
+    flags of clean data land: on the rare class, far beyond the level times its rows."""
+    frame = rare_noisy()
+    ctx = context(frame)
+    det = get_detector("label_consistency").fit(ctx)
+    out = det.score(ctx, np.arange(ctx.n))
+    level = 0.005
+    expected = det.expected_flags_by_class(level, 2)
+    assert expected.sum() == pytest.approx(level * ctx.n, rel=0.05)
+    yes = int(np.flatnonzero(ctx.data.classes == "yes")[0])
+    rows_yes = int((ctx.y == yes).sum())
+    assert expected[yes] > 5 * level * rows_yes
+    observed = int(((out.pvalues <= level) & (ctx.y == yes)).sum())
+    assert abs(observed - expected[yes]) <= 3 * np.sqrt(expected[yes]) + 2

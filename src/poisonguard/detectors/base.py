@@ -121,6 +121,11 @@ class Detector(ABC):
         """Recompute per-row state for the rows of ``ctx`` (assign new attributes, never mutate fitted ones).
         Nothing to do for a detector whose ``_score`` reads only the encoded rows of ``ctx``."""
 
+    def expected_flags_by_class(self, level: float, n_classes: int) -> np.ndarray | None:
+        """Per class, how many of the scored rows clean data would give a p-value of at most ``level``, for a
+        detector whose null says more than ``level`` times each class's rows; None where it does not."""
+        return None
+
     @abstractmethod
     def _fit(self, ctx: ScanContext) -> None: ...
 

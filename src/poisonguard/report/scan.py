@@ -161,8 +161,8 @@ def _group_chart(records: list[dict[str, Any]], key: str, fpr: float, title: str
         highlight=worse,
         label=title,
     )
-    cols = [key, "rows", "flagged", "flagged %", "95% interval"]
-    numeric = [False, True, True, True, False]
+    cols = [key, "rows", "flagged", "flagged %", "95% interval", "expected if clean"]
+    numeric = [False, True, True, True, False, True]
     table_rows: list[list[Any]] = []
     for i, r in enumerate(frame.to_dict("records")):
         row = [
@@ -171,6 +171,7 @@ def _group_chart(records: list[dict[str, Any]], key: str, fpr: float, title: str
             (f"{int(r['flagged']):,}", r["flagged"]),
             (h.pct(r["flagged_fraction"], 2), r["flagged_fraction"]),
             f"{h.pct(lo[i], 2)} to {h.pct(hi[i], 2)}",
+            (f"{float(r.get('expected_flagged', fpr * r['rows'])):,.1f}", r.get("expected_flagged", fpr * r["rows"])),
         ]
         if worse is not None:
             row.append(("yes" if worse[i] else "no") + f" (p = {float(r.get('p_worse_than_rest', 1)):.2g})")
