@@ -163,3 +163,20 @@ def test_a_non_range_index_is_reset_to_positions() -> None:
     assert isinstance(ds.frame.index, pd.RangeIndex)
     np.testing.assert_array_equal(ds.frame["x"].to_numpy(), frame["x"].to_numpy())
     assert list(frame.index[:2]) == [290, 280]
+
+
+@pytest.mark.parametrize(("sep", "decimal"), [(";", ","), (";", "."), ("|", "."), ("\t", ".")])
+def test_csv_with_another_separator_is_read_as_its_columns(tmp_path, sep: str, decimal: str) -> None:
+    """European spreadsheets (and the UCI bank marketing file) write ';' between fields, often with decimal
+    commas; read with a comma, such a file was one column whose name held every header."""
+    from poisonguard.io import read_table
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"amount": rng.normal(size=30).round(4), "city": rng.choice(["Paris", "Rome"], 30)})
+    frame["label"] = rng.choice(["yes", "no"], 30)
+    path = tmp_path / "data.csv"
+    frame.to_csv(path, sep=sep, decimal=decimal, index=False)
+    read = read_table(path)
+    assert list(read.columns) == ["amount", "city", "label"]
+    assert pd.api.types.is_float_dtype(read["amount"])
+    np.testing.assert_allclose(read["amount"].to_numpy(), frame["amount"].to_numpy())

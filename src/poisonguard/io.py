@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import difflib
 import json
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,9 +124,11 @@ def read_table(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
         raise InputError(f"{p}: cannot be opened ({exc.strerror or exc}); check the file's permissions.") from exc
     try:
         if fmt in {"csv", "tsv"}:
+            sep, decimal = _csv_dialect(p, encoding) if fmt == "csv" else ("\t", ".")
             frame = pd.read_csv(
                 p,
-                sep="," if fmt == "csv" else "\t",
+                sep=sep,
+                decimal=decimal,
                 encoding=encoding,
                 skipinitialspace=True,
                 low_memory=False,
@@ -155,6 +158,31 @@ def read_table(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
         if _nested_mask(frame[col]) is not None:
             frame[col] = frame[col].map(_to_json_text).astype(object)
     return frame
+
+
+_SEPARATORS = (",", ";", "\t", "|")
+
+
+def _csv_dialect(p: Path, encoding: str) -> tuple[str, str]:
+    """The CSV separator and decimal mark: a comma and a point, unless the header line holds no comma and another
+    separator instead (European spreadsheets and the UCI bank marketing file use ';'); with ';', a decimal comma
+    when the first lines write numbers that way ('1,5'). Compressed files keep the defaults."""
+    if p.suffix.lower() in _COMPRESSED:
+        return ",", "."
+    try:
+        with p.open("r", encoding=encoding, errors="replace", newline="") as fh:
+            lines = [fh.readline() for _ in range(50)]
+    except (OSError, LookupError):
+        return ",", "."
+    counts = {sep: lines[0].count(sep) for sep in _SEPARATORS}
+    if counts[","] > 0:
+        return ",", "."
+    best = max(_SEPARATORS[1:], key=lambda sep: counts[sep])
+    if counts[best] == 0:
+        return ",", "."
+    body = "".join(lines[1:])
+    decimal_comma = best == ";" and re.search(r"\d,\d", body) is not None and re.search(r"\d\.\d", body) is None
+    return best, "," if decimal_comma else "."
 
 
 def _first_undecodable_line(p: Path, encoding: str, limit: int = 256 * 2**20) -> int | None:
