@@ -170,7 +170,36 @@ def knn(X: np.ndarray, k: int, *, seed: int = 0, progress: Progress | None = Non
     keep[np.arange(n), drop] = False
     rows = rows[keep].reshape(n, kk - 1)[:, :k]
     dist = np.sqrt(np.maximum(dist[keep].reshape(n, kk - 1)[:, :k], 0.0))
+    rows, dist = _exact_distances(X, rows, dist)
     return Neighbors(idx=rows, dist=dist, reference=reference)
+
+
+EXACT_CHUNK = 20_000
+
+
+def _exact_distances(X: np.ndarray, rows: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distances of the neighbours found, recomputed from the differences, and each row's neighbours in that
+    order (ties by position).
+
+    faiss computes squared distances as |x|^2 + |y|^2 - 2 x.y in float32: between near-copies the cancellation
+    leaves an error of a few thousandths of the typical distance, which decided whether two rows counted as copies
+    and changed with the number of threads (its matrix products sum in another order), so a scan's groups of
+    copies, and the flags that follow, depended on the machine."""
+    n, k = rows.shape
+    if n == 0 or k == 0:
+        return rows, dist
+    out = dist.astype(np.float32).copy()
+    valid = rows >= 0
+    for start in range(0, n, EXACT_CHUNK):
+        stop = min(start + EXACT_CHUNK, n)
+        nb = np.clip(rows[start:stop], 0, None)
+        diff = X[start:stop, None, :].astype(np.float64) - X[nb].astype(np.float64)
+        d = np.sqrt((diff * diff).sum(axis=2)).astype(np.float32)
+        out[start:stop] = np.where(valid[start:stop], d, out[start:stop])
+    # missing neighbours (-1) stay last; the rest by distance, then by position
+    key = np.where(valid, out, np.inf)
+    order = np.lexsort((np.where(valid, rows, np.iinfo(np.int64).max), key), axis=1)
+    return np.take_along_axis(rows, order, axis=1), np.take_along_axis(out, order, axis=1)
 
 
 def knn_query(R: np.ndarray, Q: np.ndarray, k: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -248,7 +277,11 @@ def duplicate_groups(ctx: ScanContext, k: int = 10) -> DuplicateGroups:
     exact = pd.factorize(hashed)[0].astype(np.int64)
     nb = ctx.neighbors(k)
     first = nb.dist[:, 0]
-    positive = first[first > 0]
+    # the typical distance to the nearest other row, read on rows without an exact copy: an exact copy's
+    # distance is 0 or a rounding error of the metric view (its PCA sums in an order that depends on the number of
+    # threads), and counting those as distances made the scale, and with it the groups, depend on the machine
+    single = np.bincount(exact)[exact] == 1
+    positive = first[single & (first > 0)]
     scale = float(np.median(positive)) if positive.size else 1.0
     eps = 0.05 * scale
     close = (nb.dist <= eps) & (nb.idx >= 0)

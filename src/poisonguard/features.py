@@ -4,7 +4,7 @@
   the booster treats natively, text becomes a few dense components.
 * The *metric view* feeds distances (neighbours, outliers): robust-scaled numbers with heavy tails compressed,
   one-hot categories weighted so that a mismatch counts like one robust unit, missing indicators, text
-  components, then a seeded PCA when there are many columns.
+  components, then a PCA when there are many columns (exact up to 2,048 columns, seeded randomized beyond).
 
 Encoders are fitted on the data (or a sample of it) and transform any batch of rows, so scoring can be chunked.
 """
@@ -23,6 +23,7 @@ MAX_CATEGORIES_TREE = 250  # HistGradientBoosting allows at most max_bins (255) 
 MAX_ONEHOT = 24
 TEXT_COMPONENTS = 48
 METRIC_MAX_DIMS = 48
+PCA_EXACT_MAX_COLUMNS = 2048
 FIT_SAMPLE = 100_000
 
 
@@ -169,7 +170,11 @@ class FeatureEncoder:
                     enc.metric_names.append(f"{col}:missing")
         if len(enc.metric_names) > METRIC_MAX_DIMS:
             raw = enc._metric_raw(sample)
-            enc.pca = PCA(n_components=METRIC_MAX_DIMS, random_state=seed, svd_solver="randomized").fit(raw)
+            # exact (eigenvectors of the covariance) up to PCA_EXACT_MAX_COLUMNS columns: the randomized solver's
+            # result moved with the number of threads (its products sum in another order), and with it every
+            # distance; beyond that width the exact solve costs too much and the seeded randomized one is used
+            solver = "covariance_eigh" if raw.shape[1] <= PCA_EXACT_MAX_COLUMNS else "randomized"
+            enc.pca = PCA(n_components=METRIC_MAX_DIMS, random_state=seed, svd_solver=solver).fit(raw)
         return enc
 
     def tree(self, frame: pd.DataFrame) -> np.ndarray:
