@@ -115,7 +115,7 @@ def _verdict(s: dict[str, Any]) -> str:
         f"<div class='verdict'><span class='badge {h.esc(v)}' id='verdict'>{h.esc(v)}</span>"
         f"<div class='kpis'>{kpi_html}</div></div><p>{h.esc(PLAIN.get(v, ''))}</p>"
         f"<strong>Why</strong><ul class='evidence'>{evidence}</ul>"
-        + (f"<strong>Notes on the input</strong><ul class='evidence'>{notes}</ul>" if notes else "")
+        + (f"<strong>Notes</strong><ul class='evidence'>{notes}</ul>" if notes else "")
         + (f"<p class='help'>{h.esc(est.get('meaning', ''))}</p>" if est else "")
     )
     return h.section("Verdict", body, id="summary")
