@@ -174,7 +174,7 @@ def knn(X: np.ndarray, k: int, *, seed: int = 0, progress: Progress | None = Non
     return Neighbors(idx=rows, dist=dist, reference=reference)
 
 
-EXACT_CHUNK = 20_000
+EXACT_CHUNK_BYTES = 64 * 2**20  # the float64 differences held at once while recomputing neighbour distances
 
 
 def _exact_distances(X: np.ndarray, rows: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -190,8 +190,9 @@ def _exact_distances(X: np.ndarray, rows: np.ndarray, dist: np.ndarray) -> tuple
         return rows, dist
     out = dist.astype(np.float32).copy()
     valid = rows >= 0
-    for start in range(0, n, EXACT_CHUNK):
-        stop = min(start + EXACT_CHUNK, n)
+    chunk = max(1, EXACT_CHUNK_BYTES // (8 * k * max(X.shape[1], 1)))
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
         nb = np.clip(rows[start:stop], 0, None)
         diff = X[start:stop, None, :].astype(np.float64) - X[nb].astype(np.float64)
         d = np.sqrt((diff * diff).sum(axis=2)).astype(np.float32)

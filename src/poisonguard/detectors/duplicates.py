@@ -35,6 +35,7 @@ MIN_RATE = 0.25
 LOW_INFORMATION, LOW_INFORMATION_MIN = 0.05, 1
 # groups needed before the tail is read from the ratio of triples to pairs (fewer: a few floods would set it)
 MIN_GROUPS_FOR_PAIR_TAIL = 30
+USUAL_SAMPLE = 20_000
 
 
 def _zeta_exponent(ratio: float, k0: int) -> float:
@@ -85,16 +86,22 @@ def off_usual_counts(X: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, int
     have one: the value held by at least half of the groups of copies (each group counted once, so a flood cannot
     make its own values usual). Missing is a value."""
     _, first = np.unique(groups, return_index=True)
+    # the candidate value is read on at most USUAL_SAMPLE groups (evenly spaced), then counted on all of them:
+    # a continuous column (an embedding's) is not sorted in full only to find that it has no usual value
+    probe = first[:: max(1, len(first) // USUAL_SAMPLE)]
     out = np.zeros(X.shape[0], dtype=np.int64)
     usual = 0
     for j in range(X.shape[1]):
-        values, counts = np.unique(X[first, j], return_counts=True, equal_nan=True)
+        values, counts = np.unique(X[probe, j], return_counts=True, equal_nan=True)
         top = int(counts.argmax())
-        if counts[top] < 0.5 * len(first):
+        if counts[top] < 0.4 * len(probe):
+            continue
+        v = values[top]
+        hit = np.isnan(X[:, j]) if np.isnan(v) else X[:, j] == v
+        if hit[first].sum() < 0.5 * len(first):
             continue
         usual += 1
-        v = values[top]
-        out += ~(np.isnan(X[:, j]) if np.isnan(v) else X[:, j] == v)
+        out += ~hit
     return out, usual
 
 
