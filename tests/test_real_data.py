@@ -182,6 +182,26 @@ def test_a_backdoor_that_fills_a_rare_class_is_found(name: str, n: int, share: f
     assert np.isclose(roc_auc_score(out.mask, result.rows["score"]), 1.0, atol=0.01)
 
 
+def test_a_three_value_in_range_trigger_on_a_few_rows_is_found() -> None:
+    """german_credit, 1% in-range backdoor (seed 1): 7 of 700 rows stamped with three values held by 28-43 rows
+    each. Each pair of them co-occurs 7 times where about 2 would, too weak for the pair test after Bonferroni;
+    the three together co-occur 7 times where 0.1 would. Before the triple test: nothing flagged, AUROC 0.70."""
+    import numpy as np
+
+    from poisonguard.redteam import split_and_baseline
+
+    ds = poisonguard.load_dataset(LOADERS["german_credit"](), label="label")
+    sim = split_and_baseline(ds, seed=1, test_size=0.3, model=None, fpr=0.01)
+    run = sim.run("inbounds_backdoor", 0.01, 1)
+    flagged = run.scan.rows["flagged"].to_numpy()
+    assert flagged[run.mask].all()
+    assert flagged[~run.mask].mean() <= 0.01
+    assert any(set(t.conditions) == set(run.meta["trigger"]) for t in run.scan.triggers)
+    assert roc_auc_score(run.mask, run.scan.rows["score"]) >= 0.99
+    assert run.scan.verdict != "clean"
+    assert np.isfinite(run.scan.rows["score"]).all()
+
+
 _THREADS_SCRIPT = """
 import sys
 import numpy as np

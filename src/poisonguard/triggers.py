@@ -588,7 +588,8 @@ def mine_triples(
     poison): every pair of its values co-occurs 7 times in the class where about 2 would (log10 p -2.7 to -5.1,
     short of the -7 that the pair test needs after Bonferroni), while the three together co-occur 7 times where
     0.1 would (about -11). A triple is kept when, in one class, each of its pairs is tied there at least weakly
-    (phi >= ``min_phi``) and not elsewhere (as in ``mine_pairs``), almost all of its carriers are in the class, and
+    (phi >= ``min_phi``) and not elsewhere (as in ``mine_pairs``), almost all of the triple's carriers are in the
+    class (``min_purity``; its pairs' need not be), and
     its count is improbable under independence of the three values within the class (Poisson tail, Bonferroni
     over every triple of tokens and class). Natural three-way rules pass this too, so a triple is only ever a
     candidate that the rest of its rows must contradict (``discover`` checks it like a weak pair). Pure: arrays in;
@@ -621,7 +622,8 @@ def mine_triples(
             continue
         m = tm.class_n[k]
         phi = _phi(Jk[a, b], Nk[a], Nk[b], m)
-        ok = (phi >= min_phi) & (Jk[a, b] / np.maximum(tm.J[a, b], 1) >= min_purity)
+        # no purity asked of a pair: the natural holders of two common values meet in the other classes too
+        ok = phi >= min_phi
         a, b = a[ok], b[ok]
         if len(a) < 3:
             continue

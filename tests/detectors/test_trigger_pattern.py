@@ -10,7 +10,7 @@ import pytest
 
 import poisonguard as pg
 from poisonguard.detectors import get_detector
-from poisonguard.triggers import Trigger, discover, mine_pairs, tokenize
+from poisonguard.triggers import Trigger, discover, mine_pairs, mine_triples, tokenize
 from synth import context
 
 N = 1500
@@ -174,6 +174,52 @@ def test_mine_pairs_on_arrays() -> None:
     assert [(p.col_a, p.code_a, p.col_b, p.code_b, p.cls) for p in pairs] == [(1, 9, 3, 9, 1)]
     assert pairs[0].support >= 60 and pairs[0].pvalue < 1e-20
     assert info["pairs_tested"] >= 1
+
+
+def _stamped_triple(natural: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """700 rows, 6 columns of 4 values; 8 rows of class 0 stamped with value 3 in columns 0, 1 and 2 and given
+    class 1. With ``natural`` the three values go together in both classes instead (a tie everywhere)."""
+    rng = np.random.default_rng(3)
+    n = 700
+    codes = rng.integers(0, 4, size=(n, 6)).astype(np.int32)
+    codes[:, :3] = np.where(rng.random((n, 3)) < 0.06, 3, rng.integers(0, 3, size=(n, 3)))
+    y = (rng.random(n) < 0.3).astype(np.int64)
+    if natural:
+        tied = rng.choice(n, 120, replace=False)
+        codes[tied, :3] = 3
+        return codes, y, np.zeros(n, dtype=bool)
+    stamped = rng.choice(np.flatnonzero((y == 0) & (codes[:, :3] != 3).all(axis=1)), 8, replace=False)
+    codes[stamped, :3], y[stamped] = 3, 1
+    mask = np.zeros(n, dtype=bool)
+    mask[stamped] = True
+    return codes, y, mask
+
+
+def test_a_triple_of_common_values_on_few_rows_is_mined_where_its_pairs_are_not() -> None:
+    codes, y, mask = _stamped_triple(natural=False)
+    pairs, _ = mine_pairs(codes, y, 2, min_support=5, min_phi=0.2)
+    assert pairs == []  # each pair co-occurs about 8 times where 2 would: too weak after Bonferroni
+    triples, info = mine_triples(codes, y, 2, min_support=5)
+    assert len(triples) == 1, triples
+    t = triples[0]
+    assert {(p.col_a, p.code_a) for p in t} | {(p.col_b, p.code_b) for p in t} == {(0, 3), (1, 3), (2, 3)}
+    assert all(p.cls == 1 and p.support == mask.sum() and p.pvalue < 1e-3 for p in t)
+    assert info["triples_tested"] >= 1
+    # a tie the other class shows too is natural, however strong
+    triples, _ = mine_triples(*_stamped_triple(natural=True)[:2], 2, min_support=5)
+    assert triples == []
+
+
+def test_a_mined_triple_stands_only_where_the_rest_of_its_rows_disagrees() -> None:
+    codes, y, mask = _stamped_triple(natural=False)
+    frame = pd.DataFrame({f"c{j}": pd.Series(codes[:, j]).map(lambda v: f"v{v}") for j in range(codes.shape[1])})
+    tokens = tokenize(frame, {c: "categorical" for c in frame.columns})
+    found, row_p, info = discover(tokens, y, [0, 1], rest_check=lambda t: (0.0, 0.01))
+    assert [sorted(t.conditions) for t in found] == [["c0", "c1", "c2"]]
+    assert (row_p[mask] < 1e-3).all() and (row_p[~mask] == 1).all()
+    assert info["triples_checked"] == 1
+    found, _, _ = discover(tokens, y, [0, 1], rest_check=lambda t: (0.9, 1.0))  # the rest agrees: a natural rule
+    assert found == []
 
 
 def _wives(sibling: bool) -> tuple[np.ndarray, np.ndarray]:
