@@ -22,6 +22,10 @@ Given a ``rest_check`` (the scan's: a model blind to the candidate's columns), p
 class (phi from ``WEAK_PHI``) are candidates too, for triggers made of values the class holds often anyway; they
 stand only when the rest of their rows says another class (see ``discover``).
 
+A trigger of three common values stamped on a few rows ties each pair of them too weakly for the pair test;
+given a ``rest_check``, triples are mined too (``mine_triples``: the three together, improbable under independence
+within the class) and stand like weak pairs, when the rest of their rows says another class.
+
 Pairs that share tokens in the same class are merged, so a three-column trigger is reported once. Each round keeps
 the most significant trigger and mining runs again without its rows (at most ``ROUNDS`` rounds): a heavy trigger rewrites its columns in
 a fifth of the rows, which weakens natural ties in the other classes and would make them look class-specific. Single-column
