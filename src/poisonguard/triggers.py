@@ -638,9 +638,9 @@ def mine_triples(
         # every pair of a triple must be a candidate: an adjacency of candidate pairs, then its triangles
         cand = np.zeros((T, T), dtype=bool)
         cand[a, b] = cand[b, a] = True
-        phi_of = np.zeros((T, T))
+        phi_of = np.zeros((T, T), dtype=np.float32)
         phi_of[a, b] = phi_of[b, a] = phi
-        phio_of = np.zeros((T, T))
+        phio_of = np.zeros((T, T), dtype=np.float32)
         phio_of[a, b] = phio_of[b, a] = phi_o
         order = np.argsort(-phi, kind="stable")[:TRIPLE_MAX_PAIRS]
         a, b = a[order], b[order]
