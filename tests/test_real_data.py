@@ -74,6 +74,21 @@ def test_clean_data_under_another_label_or_size_is_not_called_poisoned(name: str
     assert result.summary["flagged_fraction"] <= 2 * 0.01
 
 
+@pytest.mark.xfail(strict=True, reason="known false alarm below 400 rows, not fixed yet (see README, trigger discovery)")
+@pytest.mark.parametrize("seed", [0, 2])
+def test_a_natural_period_in_a_300_row_sample_is_not_a_trigger(seed: int) -> None:
+    """bank_marketing, 300 rows (38 'yes'): a campaign period (May 2009 and its economic indicators, or a failed
+    previous contact at that rate) is 'no' in 42 of 44 rows where a model blind to those columns expects 62%.
+    With so few 'yes' rows the segment test cannot tell the period's rows from them (AUROC 0.63, z 2.0), and the
+    rows' purity (95.5%) is just above the clean-label line, so the period reads as a dirty-label stamp: 11-15%
+    flagged, 'poisoned', in 4 of 8 samples (at 400 and 600 rows: none of 8)."""
+    df = task_frame("bank_marketing", "label", 300, seed=seed)
+    assert df is not None
+    result = poisonguard.scan(df, label="label", seed=seed)
+    assert result.verdict != "poisoned"
+    assert result.summary["flagged_fraction"] <= 2 * 0.01
+
+
 @pytest.mark.parametrize(
     ("name", "n", "share", "seed"),
     [
