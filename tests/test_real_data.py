@@ -74,7 +74,9 @@ def test_clean_data_under_another_label_or_size_is_not_called_poisoned(name: str
     assert result.summary["flagged_fraction"] <= 2 * 0.01
 
 
-@pytest.mark.xfail(strict=True, reason="known false alarm below 400 rows, not fixed yet (see README, trigger discovery)")
+@pytest.mark.xfail(
+    strict=True, reason="known false alarm below 400 rows, not fixed yet (see README, trigger discovery)"
+)
 @pytest.mark.parametrize("seed", [0, 2])
 def test_a_natural_period_in_a_300_row_sample_is_not_a_trigger(seed: int) -> None:
     """bank_marketing, 300 rows (38 'yes'): a campaign period (May 2009 and its economic indicators, or a failed
