@@ -110,9 +110,7 @@ class ScanContext:
                 tree_X[rows[0] : rows[-1] + 1] = t
                 metric_X[rows[0] : rows[-1] + 1] = m
                 advance(len(rows))
-        if tree_X is None or metric_X is None:  # no rows
-            empty = frame.iloc[:0]
-            tree_X, metric_X = self.encoder.tree(empty), self.encoder.metric(empty).astype(np.float32)
+        assert tree_X is not None and metric_X is not None  # a scan has rows (``io.MIN_ROWS``)
         self.tree_X = tree_X
         self.metric_X = metric_X
 

@@ -430,6 +430,19 @@ def _token_matrix(
     )
 
 
+def _class_pairs(
+    tm: _TokenMatrix, y: np.ndarray, k: int, min_support: int
+) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Inside class ``k``: its rows' tokens, token counts and co-occurrences, and the token pairs (a < b) held by
+    at least ``min_support`` of its rows with their phi there."""
+    Ak = tm.A[y == k]
+    Nk = np.asarray(Ak.sum(axis=0)).ravel()
+    Jk = (Ak.T @ Ak).toarray()
+    np.fill_diagonal(Jk, 0)
+    a, b = np.nonzero(np.triu(Jk >= min_support, k=1))
+    return Ak, Nk, Jk, a, b, _phi(Jk[a, b], Nk[a], Nk[b], tm.class_n[k])
+
+
 def _class_ties(
     tm: _TokenMatrix,
     codes: np.ndarray,
@@ -519,16 +532,11 @@ def mine_pairs(
     n_tests = max(1.0, T * (T - 1) / 2 * len(classes))
     out: list[PairPattern] = []
     for k in classes:
-        Ak = tm.A[y == k]
-        Nk = np.asarray(Ak.sum(axis=0)).ravel()
-        Jk = (Ak.T @ Ak).toarray()
-        np.fill_diagonal(Jk, 0)
-        a, b = np.nonzero(np.triu(Jk >= min_support, k=1))
+        _, Nk, Jk, a, b, phi = _class_pairs(tm, y, k, min_support)
         if len(a) == 0:
             continue
         info["pairs_tested"] += len(a)
         m = tm.class_n[k]
-        phi = _phi(Jk[a, b], Nk[a], Nk[b], m)
         ok = (phi >= min_phi) & (Jk[a, b] / np.maximum(tm.J[a, b], 1) >= min_purity)
         if not ok.any():
             continue
@@ -616,16 +624,8 @@ def mine_triples(
     log10_tests = math.log10(max(1.0, T * (T - 1) * (T - 2) / 6 * len(classes)))
     out: list[tuple[PairPattern, PairPattern, PairPattern]] = []
     for k in classes:
-        rows_k = y == k
-        Ak = tm.A[rows_k]
-        Nk = np.asarray(Ak.sum(axis=0)).ravel()
-        Jk = (Ak.T @ Ak).toarray()
-        np.fill_diagonal(Jk, 0)
-        a, b = np.nonzero(np.triu(Jk >= min_support, k=1))
-        if len(a) == 0:
-            continue
+        Ak, Nk, Jk, a, b, phi = _class_pairs(tm, y, k, min_support)
         m = tm.class_n[k]
-        phi = _phi(Jk[a, b], Nk[a], Nk[b], m)
         # no purity asked of a pair: the natural holders of two common values meet in the other classes too
         ok = phi >= min_phi
         a, b = a[ok], b[ok]
